@@ -1,0 +1,14 @@
+# Multi-stage build of the posts-worker binary. Used by compose.yaml.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p posts-worker --locked
+
+FROM debian:bookworm-slim
+RUN useradd --system --create-home --home-dir /app posts
+WORKDIR /app
+COPY --from=build /src/target/release/posts-worker /usr/local/bin/posts-worker
+COPY sample_data/raw /app/sample_data/raw
+USER posts
+ENTRYPOINT ["posts-worker"]
+CMD ["run"]
