@@ -1,8 +1,175 @@
-//! placeholder
+//! `cargo xtask seed`: builds the posts database from the sample files, a synthetic
+//! generator or a simulated user pool. A thin layer over `posts_store::etl`: it parses
+//! arguments, draws the progress bar and prints the summary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use posts_store::etl::{
+    self, DEFAULT_DB_PATH, DEFAULT_RAW_DIR, DEFAULT_SALT, ProgressEvent, SeedOptions, SeedSummary,
+    Source, SyntheticOptions, UserPoolOptions, synthetic, users,
+};
+use posts_store::write::WriteMode;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Database file to build.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DB_PATH)]
+    db: PathBuf,
+    /// Directory of facebook.csv, reddit.csv, twitter.json and *.jsonl.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RAW_DIR)]
+    raw_dir: PathBuf,
+    /// Insert or replace rows by id into an existing posts table.
+    #[arg(long, conflicts_with = "drop_table")]
+    upsert: bool,
+    /// Drop an existing posts table first.
+    #[arg(long)]
+    drop_table: bool,
+    /// Fail on the first bad record, writing nothing.
+    #[arg(long)]
+    strict: bool,
+    /// Generate N synthetic posts instead of reading the sample files.
+    #[arg(long, value_name = "N", conflicts_with = "users")]
+    synthetic: Option<u64>,
+    /// Seed of the synthetic generator and of the user-pool simulation.
+    #[arg(long, value_name = "S", default_value_t = 42)]
+    seed: u64,
+    /// Earliest synthetic created_at (YYYY-MM-DD or a datetime; default 2017-01-01).
+    #[arg(long, value_name = "DATE", requires = "synthetic")]
+    from: Option<String>,
+    /// Synthetic created_at stays before this (default 2018-01-01).
+    #[arg(long, value_name = "DATE", requires = "synthetic")]
+    to: Option<String>,
+    /// Spread the sample items over a pool of N simulated users.
+    #[arg(long, value_name = "N")]
+    users: Option<u32>,
+    /// Sessions per day of a user with activity 1 (default 2).
+    #[arg(long, value_name = "F", requires = "users")]
+    sessions_per_day: Option<f64>,
+    /// Items shown per session (default 20).
+    #[arg(long, value_name = "N", requires = "users")]
+    items_per_session: Option<u32>,
+    /// Activity classes as multiplier:share pairs.
+    #[arg(long, value_name = "SPEC", requires = "users", default_value = users::DEFAULT_ACTIVITY)]
+    activity_distribution: String,
+    /// Users per platform as platform:weight pairs (default: proportional to the items).
+    #[arg(long, value_name = "SPEC", requires = "users")]
+    platform_distribution: Option<String>,
+    /// Salt of session_user_id = sha256(username + salt).
+    #[arg(long, env = "POSTS_SEED_SALT", default_value = DEFAULT_SALT, hide_env_values = true)]
+    salt: String,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let options = options(&args)?;
+    let bar = ProgressBar::new_spinner();
+    let summary = etl::seed(&options, &mut |event| draw(&bar, event));
+    bar.finish_and_clear();
+    let summary = summary.with_context(|| format!("seeding {}", args.db.display()))?;
+    print_summary(&summary);
+    Ok(())
+}
+
+fn options(args: &Args) -> anyhow::Result<SeedOptions> {
+    let mode = match (args.upsert, args.drop_table) {
+        (true, _) => WriteMode::Upsert,
+        (_, true) => WriteMode::DropTable,
+        _ => WriteMode::Create,
+    };
+    let source = if let Some(count) = args.synthetic {
+        let mut synthetic_options = SyntheticOptions::new(count);
+        synthetic_options.seed = args.seed;
+        if let Some(from) = &args.from {
+            synthetic_options.from = synthetic::parse_bound("--from", from)?;
+        }
+        if let Some(to) = &args.to {
+            synthetic_options.to = synthetic::parse_bound("--to", to)?;
+        }
+        Source::Synthetic(synthetic_options)
+    } else {
+        let pool = match args.users {
+            None => None,
+            Some(n) => {
+                let mut pool = UserPoolOptions::new(n);
+                pool.seed = args.seed;
+                pool.sessions_per_day = args.sessions_per_day.unwrap_or(pool.sessions_per_day);
+                pool.items_per_session = args.items_per_session.unwrap_or(pool.items_per_session);
+                pool.activity = users::parse_activity_distribution(&args.activity_distribution)?;
+                pool.platforms = args
+                    .platform_distribution
+                    .as_deref()
+                    .map(users::parse_platform_distribution)
+                    .transpose()?;
+                pool.validate()?;
+                Some(pool)
+            }
+        };
+        Source::Raw {
+            dir: args.raw_dir.clone(),
+            users: pool,
+        }
+    };
+    Ok(SeedOptions {
+        db_path: args.db.clone(),
+        source,
+        mode,
+        strict: args.strict,
+        salt: args.salt.clone(),
+        now: None,
+    })
+}
+
+fn draw(bar: &ProgressBar, event: &ProgressEvent) {
+    match event {
+        ProgressEvent::Started { total_rows: Some(total) } => {
+            bar.set_length(*total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows ({per_sec}, eta {eta}) {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+        }
+        ProgressEvent::Started { total_rows: None } => {
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {human_pos} records {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        }
+        ProgressEvent::Reading { path } => bar.set_message(format!("reading {}", path.display())),
+        ProgressEvent::Rows { done } => bar.set_position(*done),
+        ProgressEvent::Finishing => bar.set_message("building indexes and committing"),
+    }
+}
+
+fn print_summary(summary: &SeedSummary) {
+    println!(
+        "Seeded {}: {} rows in {:.2} s ({:.0} rows/s), {} session user(s), {} session(s)",
+        summary.db_path.display(),
+        summary.rows_written,
+        summary.elapsed.as_secs_f64(),
+        summary.rows_per_second(),
+        summary.users,
+        summary.sessions,
+    );
+    for (platform, counts) in &summary.platforms {
+        print!(
+            "  {:<9} loaded {:>9}   rejected {:>6}",
+            platform.as_str(),
+            counts.loaded,
+            counts.rejected
+        );
+        if counts.unused > 0 {
+            print!("   unused (no user on this platform) {}", counts.unused);
+        }
+        println!();
+    }
+    if !summary.rejected_records.is_empty() {
+        println!("Rejected records ({}):", summary.rejected());
+        for rejection in &summary.rejected_records {
+            println!("  {rejection}");
+        }
+    }
 }

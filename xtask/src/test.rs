@@ -1,8 +1,128 @@
-//! placeholder
+//! `cargo xtask test`: obtain a throwaway Redis, seed the sample posts database when it is
+//! missing, run `cargo test --workspace` against that Redis, and tear the Redis down
+//! afterwards, also when tests fail or the run is interrupted.
+//!
+//! Redis comes from `redis_harness::TestRedis::obtain`: `REDIS_URL` when set, else a
+//! testcontainers Redis when a Docker engine answers, else a local `redis-server` on a free
+//! port. A Redis the developer already runs (e.g. on 6379) is used only when `REDIS_URL`
+//! names it. The process exits with the exit code of `cargo test`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use anyhow::Context;
+use posts_store::etl::{self, DEFAULT_DB_PATH, DEFAULT_RAW_DIR, SeedOptions};
+use redis_harness::{REDIS_URL_ENV, RedisSource, TestRedis};
+use tokio::process::Command;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How long an interrupted `cargo test` gets to exit on its own before it is killed.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Extra arguments for `cargo test`, after `--` (e.g. `-- -p jobq -- --nocapture`).
+    #[arg(last = true)]
+    cargo_test_args: Vec<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let root = workspace_root();
+    seed_sample_db_if_missing(&root)?;
+
+    let redis = TestRedis::obtain().context("obtaining a Redis for the tests")?;
+    match redis.source() {
+        RedisSource::EnvUrl => eprintln!("xtask test: using {REDIS_URL_ENV}={}", redis.url()),
+        source => eprintln!("xtask test: started {source} at {}", redis.url()),
+    }
+
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("building the runtime that supervises `cargo test`")
+        .and_then(|runtime| runtime.block_on(run_cargo_test(&root, redis.url(), &args)));
+    // Tear down before exiting: `process::exit` skips destructors.
+    drop(redis);
+    let code = outcome?;
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
+}
+
+/// Builds `sample_data/sample_posts.db` from the raw sample files when it does not exist,
+/// as `posts-worker demo` would; tests that need other data build their own databases.
+fn seed_sample_db_if_missing(root: &Path) -> anyhow::Result<()> {
+    let db_path = root.join(DEFAULT_DB_PATH);
+    if db_path.exists() {
+        return Ok(());
+    }
+    let options = SeedOptions::raw(&db_path, root.join(DEFAULT_RAW_DIR));
+    let summary = etl::seed(&options, &mut |_| {})
+        .with_context(|| format!("seeding the sample database {}", db_path.display()))?;
+    eprintln!(
+        "xtask test: seeded {} ({} rows, {} rejected)",
+        db_path.display(),
+        summary.rows_written,
+        summary.rejected()
+    );
+    Ok(())
+}
+
+/// Runs `cargo test --workspace` with `REDIS_URL` set and returns its exit code. On
+/// SIGINT/SIGTERM/SIGHUP it waits for cargo to stop (a terminal's Ctrl-C reaches cargo and
+/// the test binaries too), killing it after [`INTERRUPT_GRACE`], so the caller can still
+/// tear the Redis down.
+async fn run_cargo_test(root: &Path, redis_url: &str, args: &Args) -> anyhow::Result<i32> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut child = Command::new(&cargo)
+        .args(["test", "--workspace"])
+        .args(&args.cargo_test_args)
+        .current_dir(root)
+        .env(REDIS_URL_ENV, redis_url)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting `{cargo} test --workspace`"))?;
+
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+
+    // Exit codes follow the shell's 128 + signal number convention.
+    let interrupted_code = tokio::select! {
+        status = child.wait() => {
+            return Ok(exit_code(status.context("waiting for `cargo test`")?));
+        }
+        _ = hangup.recv() => 128 + 1,
+        _ = interrupt.recv() => 128 + 2,
+        _ = terminate.recv() => 128 + 15,
+    };
+    eprintln!("xtask test: interrupted; stopping the tests and the Redis");
+    if tokio::time::timeout(INTERRUPT_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        child.start_kill().context("killing `cargo test`")?;
+        child.wait().await.context("reaping `cargo test`")?;
+    }
+    Ok(interrupted_code)
+}
+
+/// The shell's convention: the exit code, or 128 + the signal that ended the process.
+fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(1)
 }

@@ -1,1 +1,94 @@
-//! placeholder
+//! jobq: a reliable job queue on plain Redis lists, with results, retries, delays, dead
+//! letters, a scheduler and an in-memory broker for tests and embedding.
+//!
+//! # Use
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), jobq::Error> {
+//! use std::time::Duration;
+//! use jobq::{App, Client, RedisBroker, TaskContext, TaskError, Worker, WorkerConfig};
+//!
+//! let mut app = App::new();
+//! app.task("add")
+//!     .args(["a", "b"])
+//!     .handler(|_ctx: TaskContext, (a, b): (i64, i64)| async move { Ok::<_, TaskError>(a + b) });
+//!
+//! let broker = RedisBroker::connect("redis://127.0.0.1:6379/0", "posts").await?;
+//! let worker = Worker::new(app, broker.clone(), WorkerConfig::default());
+//! tokio::spawn(worker.run_until(jobq::shutdown_signal()));
+//!
+//! let client = Client::new(broker);
+//! let sum: i64 = client.delay("add", (2, 3)).await?.get(Duration::from_secs(5)).await?;
+//! assert_eq!(sum, 5);
+//! # Ok(()) }
+//! ```
+//!
+//! Embedding in another service needs nothing else: build an [`App`] with the service's
+//! handlers, run a [`Worker`] on a task of the service's runtime with the service's own
+//! shutdown future, and send jobs from anywhere through a [`Client`]. [`MemoryBroker`] gives
+//! the same semantics without Redis (single process, nothing persisted).
+//!
+//! # Delivery guarantee
+//!
+//! Delivery is **at least once**. Fetching moves a job atomically from its queue into the
+//! fetching worker's in-flight list; the job leaves that list only in the same Lua script
+//! that stores its result (or schedules its retry, or dead-letters it), so no job is
+//! acknowledged without its result stored. Each worker heartbeats; every worker runs a
+//! reaper that returns the in-flight jobs of a worker whose heartbeat expired (and that was
+//! last seen more than the visibility timeout ago, 30 s by default) to the head of their
+//! queues. A job whose worker died mid-run (SIGKILL, crash, lost network) therefore runs
+//! again, and so can a job whose acknowledgement was interrupted: handlers should be
+//! idempotent. Result writes are: the result key and explicit-key outputs are plain `SET`s,
+//! so a re-execution overwrites them with an equivalent value.
+//!
+//! # Key layout
+//!
+//! Every key of a namespace `ns` carries the hash tag `{ns}`, so a namespace lives in one
+//! Redis Cluster slot and the Lua scripts may touch all of its keys.
+//!
+//! | key | type | contents |
+//! |---|---|---|
+//! | `{ns}:queue:<queue>` | list | waiting job messages (pushed left, fetched right) |
+//! | `{ns}:queues` | set | names of the queues ever sent to (for stats) |
+//! | `{ns}:processing:<worker>` | list | jobs fetched by a worker and not yet acknowledged |
+//! | `{ns}:workers` | sorted set | worker ids scored by their last heartbeat (ms) |
+//! | `{ns}:worker:<worker>:hb` | string, TTL | present while the worker is alive |
+//! | `{ns}:delayed` | sorted set | ETA/countdown jobs and retries scored by due time (ms) |
+//! | `{ns}:dead` | list | dead letters (JSON [`DeadLetter`]), newest first |
+//! | `{ns}:result:<job id>` | string, TTL | the result record (`SUCCESS`/`FAILURE`) |
+//! | `{ns}:state:<job id>` | string, TTL | transient state: `STARTED` or `RETRY` |
+//! | `{ns}:notify:<job id>` | list, TTL | one element once the result is stored; waiters block on it |
+//! | `{ns}:unique:<key>` | string, TTL | unique-send claims ([`SendOptions::unique`]) |
+//! | `{ns}:stats:processed`, `:failed`, `:retried` | string | counters |
+//! | `{ns}:schedules` | hash | the scheduler's schedules (see [`scheduler`]) |
+//!
+//! Explicit-key outputs ([`TaskContext::set_key`]) go to whatever key the handler names,
+//! outside the namespace.
+//!
+//! A job message is a JSON object: `id`, `task`, `args` (array or object), `queue`,
+//! `attempt`, and optionally `max_retries`, `time_limit_ms`, `result_ttl_ms`, `eta_ms`,
+//! `created_at_ms`. A message that does not decode goes to the dead-letter list; if its id
+//! can be read, a `MalformedMessage` failure is stored as its result too.
+
+mod admin;
+mod app;
+pub mod broker;
+mod client;
+mod error;
+mod message;
+mod retry;
+pub mod scheduler;
+mod shutdown;
+mod task;
+mod worker;
+
+pub use admin::{DeadLetter, Stats};
+pub use app::{App, FromArgs, TaskBuilder, TaskBuilderWithArgs};
+pub use broker::{Broker, MemoryBroker, RedisBroker};
+pub use client::{AsyncResult, Client, DEFAULT_QUEUE, JobState, SendOptions};
+pub use error::{Error, TaskFailure};
+pub use message::{JobMessage, ResultRecord};
+pub use retry::RetryPolicy;
+pub use shutdown::shutdown_signal;
+pub use task::{KeyWrite, TaskContext, TaskError};
+pub use worker::{Worker, WorkerConfig};

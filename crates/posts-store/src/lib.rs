@@ -1,7 +1,66 @@
 //! The SQLite posts database: schema, bulk loading (ETL), pooled read-only querying and
 //! streaming scans.
+//!
+//! - [`schema`]: the posts table as the seed pipeline defines it, and detection of the
+//!   later published variant;
+//! - [`write`]: the batched, prepared-statement writer used by every loader;
+//! - [`etl`]: turning sample files, synthetic data or a simulated user pool into a DB;
+//! - [`read`]: the read-only pooled access path and streaming scans.
 
 pub mod etl;
 pub mod read;
 pub mod schema;
 pub mod write;
+
+use std::path::PathBuf;
+
+/// Errors of the schema and write paths.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused an operation.
+    #[error("SQLite error while {action}: {source}")]
+    Sqlite {
+        /// What was being done, e.g. `creating the posts table in sample.db`.
+        action: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The posts table exists and the caller asked neither to upsert nor to drop it.
+    #[error(
+        "{path}: the posts table already exists; nothing was written (use --upsert to insert or replace by id, or --drop-table to rebuild it)"
+    )]
+    TableExists {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// The database has a posts table this code cannot use.
+    #[error("unsupported posts table: {reason}")]
+    UnsupportedSchema {
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The directory for a new database could not be created.
+    #[error("cannot create directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Adds the action being performed to a SQLite error.
+pub(crate) trait SqliteContext<T> {
+    fn doing(self, action: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> SqliteContext<T> for Result<T, rusqlite::Error> {
+    fn doing(self, action: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite {
+            action: action(),
+            source,
+        })
+    }
+}

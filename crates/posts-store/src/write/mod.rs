@@ -1,1 +1,229 @@
-//! placeholder
+//! The bulk writer every loader uses: rows are buffered and inserted in batches through
+//! one prepared statement per batch, in create, upsert or drop-table mode.
+
+use std::path::{Path, PathBuf};
+
+use posts_model::{ContentItem, ContentType, Platform, Timestamp};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::schema::{self, SchemaVariant};
+use crate::{SqliteContext, StoreError};
+
+/// What to do about an existing posts table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Create the table; fail, writing nothing, if it exists.
+    #[default]
+    Create,
+    /// Insert, replacing rows with the same id; create the table when missing.
+    Upsert,
+    /// Drop the table (if any) and create it afresh.
+    DropTable,
+}
+
+/// When the writer commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// One transaction for the whole load: dropping the writer without
+    /// [`PostsWriter::finish`] (or a failure) leaves the database as it was.
+    AllOrNothing,
+    /// Commit after every batch, keeping the write-ahead log small on huge loads.
+    EveryBatch,
+}
+
+/// One row of the posts table ([`SchemaVariant::TextId`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostRow {
+    /// Item id (primary key).
+    pub id: String,
+    /// When the session that showed the item happened, `YYYY-MM-DD HH:MM:SS`.
+    pub session_timestamp: String,
+    /// The session user's id.
+    pub session_user_id: String,
+    /// The item's platform.
+    pub platform: Platform,
+    /// Post or comment.
+    pub content_type: ContentType,
+    /// Hash of the item author's name.
+    pub author_name_hash: String,
+    /// When the item was created, `YYYY-MM-DD HH:MM:SS`.
+    pub created_at: String,
+    /// The item as JSON.
+    pub post_blob: String,
+}
+
+impl PostRow {
+    /// The row for `item`, shown to `session_user_id` in a session at `session_time`.
+    pub fn from_item(item: &ContentItem, session_user_id: &str, session_time: Timestamp) -> Self {
+        PostRow {
+            id: item.id.clone(),
+            session_timestamp: session_time.to_db_string(),
+            session_user_id: session_user_id.to_owned(),
+            platform: item.platform(),
+            content_type: item.content_type,
+            author_name_hash: item.author_name_hash.clone(),
+            created_at: item.created_at.to_db_string(),
+            post_blob: item.to_json(),
+        }
+    }
+}
+
+/// Rows per insert batch unless configured otherwise.
+pub const DEFAULT_BATCH_ROWS: usize = 20_000;
+
+/// Buffers rows and writes them to the posts table in batches.
+pub struct PostsWriter {
+    conn: Connection,
+    path: PathBuf,
+    upsert: bool,
+    commit: Commit,
+    batch_rows: usize,
+    buffer: Vec<PostRow>,
+    written: u64,
+}
+
+impl PostsWriter {
+    /// Opens (creating when missing) the database at `path` in WAL mode and prepares the
+    /// posts table as `mode` says. With [`WriteMode::Create`] and an existing table this
+    /// fails with [`StoreError::TableExists`] and changes nothing.
+    pub fn open(path: &Path, mode: WriteMode, commit: Commit) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let shown = path.display().to_string();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).doing(|| format!("opening {shown}"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .doing(|| format!("setting the busy timeout of {shown}"))?;
+        schema::enable_wal(&conn)?;
+        // A crash mid-seed leaves a half-built DB to rebuild anyway, so the load skips
+        // fsyncs; the setting lasts only for this connection.
+        conn.execute_batch(
+            "PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+        )
+        .doing(|| format!("configuring {shown} for loading"))?;
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .doing(|| format!("starting a write transaction on {shown}"))?;
+
+        let existing = schema::detect_variant(&conn)?;
+        match (mode, existing) {
+            (WriteMode::Create, Some(_)) => {
+                return Err(StoreError::TableExists { path: path.to_owned() });
+            }
+            (WriteMode::Upsert, Some(SchemaVariant::AutoIncrementId)) => {
+                return Err(StoreError::UnsupportedSchema {
+                    reason: format!(
+                        "{shown} has the published integer-id posts table; loads write the text-id table (use --drop-table to rebuild it)"
+                    ),
+                });
+            }
+            (WriteMode::Upsert, Some(SchemaVariant::TextId)) => {}
+            (WriteMode::DropTable, Some(_)) => {
+                conn.execute_batch("DROP TABLE posts")
+                    .doing(|| format!("dropping the posts table of {shown}"))?;
+                create_bare_table(&conn, &shown)?;
+            }
+            (_, None) => create_bare_table(&conn, &shown)?,
+        }
+        Ok(PostsWriter {
+            conn,
+            path: path.to_owned(),
+            upsert: mode == WriteMode::Upsert,
+            commit,
+            batch_rows: DEFAULT_BATCH_ROWS,
+            buffer: Vec::with_capacity(DEFAULT_BATCH_ROWS),
+            written: 0,
+        })
+    }
+
+    /// Sets the number of rows per insert batch (at least 1).
+    pub fn with_batch_rows(mut self, rows: usize) -> Self {
+        self.batch_rows = rows.max(1);
+        self
+    }
+
+    /// The database file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rows accepted so far, including those still buffered.
+    pub fn rows(&self) -> u64 {
+        self.written + self.buffer.len() as u64
+    }
+
+    /// Adds a row, writing a batch when the buffer is full.
+    pub fn push(&mut self, row: PostRow) -> Result<(), StoreError> {
+        self.buffer.push(row);
+        if self.buffer.len() >= self.batch_rows {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered rows.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let shown = || self.path.display().to_string();
+        let sql = if self.upsert {
+            "INSERT OR REPLACE INTO posts (id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        } else {
+            "INSERT INTO posts (id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        };
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached(sql)
+                .doing(|| format!("preparing the insert into {}", shown()))?;
+            for row in &self.buffer {
+                stmt.execute((
+                    &row.id,
+                    &row.session_timestamp,
+                    &row.session_user_id,
+                    row.platform.as_str(),
+                    row.content_type.as_str(),
+                    &row.author_name_hash,
+                    &row.created_at,
+                    &row.post_blob,
+                ))
+                .doing(|| format!("inserting post {:?} into {}", row.id, shown()))?;
+            }
+        }
+        self.written += self.buffer.len() as u64;
+        self.buffer.clear();
+        if self.commit == Commit::EveryBatch {
+            self.conn
+                .execute_batch("COMMIT; BEGIN IMMEDIATE")
+                .doing(|| format!("committing a batch to {}", shown()))?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered, builds the indexes and commits; returns the number of
+    /// rows written.
+    pub fn finish(mut self) -> Result<u64, StoreError> {
+        self.flush()?;
+        schema::create_indexes(&self.conn)?;
+        self.conn
+            .execute_batch("COMMIT")
+            .doing(|| format!("committing to {}", self.path.display()))?;
+        // Fold the log back into the main file so the finished DB is one file.
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .doing(|| format!("checkpointing {}", self.path.display()))?;
+        Ok(self.written)
+    }
+}
+
+/// The table without secondary indexes: they are built once the rows are in.
+fn create_bare_table(conn: &Connection, shown: &str) -> Result<(), StoreError> {
+    conn.execute_batch(schema::POSTS_TABLE_DDL)
+        .doing(|| format!("creating the posts table in {shown}"))
+}

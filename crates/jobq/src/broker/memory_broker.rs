@@ -1,0 +1,598 @@
+//! [`MemoryBroker`]: the broker in process memory, with the Redis broker's semantics and no
+//! persistence. For tests, demos and single-process embedding.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{Ack, Broker, BrokerFuture, NewJob, ResultLookup, queue_of, validate_namespace};
+use crate::admin::{DeadLetter, Stats};
+use crate::error::{Error, TaskFailure};
+use crate::message::now_ms;
+use crate::task::KeyWrite;
+
+#[derive(Debug, Clone)]
+struct Expiring {
+    value: String,
+    expires_ms: Option<u64>,
+}
+
+impl Expiring {
+    fn new(value: String, ttl: Option<Duration>) -> Self {
+        Self {
+            value,
+            expires_ms: ttl.map(|t| now_ms().saturating_add(t.as_millis() as u64)),
+        }
+    }
+
+    fn live(&self, now: u64) -> bool {
+        self.expires_ms.is_none_or(|e| e > now)
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Front = most recently pushed; jobs are taken from the back (like LPUSH/RPOP).
+    queues: HashMap<String, VecDeque<String>>,
+    known_queues: BTreeSet<String>,
+    processing: HashMap<String, VecDeque<String>>,
+    /// Worker id → (last heartbeat ms, heartbeat expiry ms).
+    workers: HashMap<String, (u64, u64)>,
+    delayed: BTreeMap<(u64, u64), String>,
+    delayed_seq: u64,
+    /// Front = newest.
+    dead: VecDeque<String>,
+    results: HashMap<String, Expiring>,
+    states: HashMap<String, Expiring>,
+    keys: HashMap<String, Expiring>,
+    unique: HashMap<String, u64>,
+    processed: u64,
+    failed: u64,
+    retried: u64,
+}
+
+impl State {
+    fn push(&mut self, queue: &str, payload: String) {
+        self.known_queues.insert(queue.to_owned());
+        self.queues
+            .entry(queue.to_owned())
+            .or_default()
+            .push_front(payload);
+    }
+
+    fn push_head(&mut self, queue: &str, payload: String) {
+        self.known_queues.insert(queue.to_owned());
+        self.queues
+            .entry(queue.to_owned())
+            .or_default()
+            .push_back(payload);
+    }
+
+    fn delay(&mut self, due_ms: u64, payload: String) {
+        self.delayed_seq += 1;
+        self.delayed.insert((due_ms, self.delayed_seq), payload);
+    }
+
+    fn remove_in_flight(&mut self, worker: &str, payload: &str) {
+        if let Some(list) = self.processing.get_mut(worker)
+            && let Some(pos) = list.iter().rposition(|m| m == payload)
+        {
+            list.remove(pos);
+        }
+    }
+
+    /// Returns a dead worker's in-flight jobs to the head of their queues, oldest first.
+    fn requeue_worker(&mut self, worker: &str) -> usize {
+        let jobs = self.processing.remove(worker).unwrap_or_default();
+        let moved = jobs.len();
+        for payload in jobs {
+            match queue_of(&payload) {
+                Some(queue) if !queue.is_empty() => self.push_head(&queue, payload),
+                _ => self.dead.push_front(malformed_letter(
+                    payload,
+                    "an in-flight message of a dead worker is not a job message",
+                )),
+            }
+        }
+        self.workers.remove(worker);
+        moved
+    }
+}
+
+fn malformed_letter(payload: String, message: &str) -> String {
+    let letter = DeadLetter {
+        job_id: None,
+        task: None,
+        queue: None,
+        reason: TaskFailure {
+            kind: crate::TaskError::MALFORMED_MESSAGE.to_owned(),
+            message: message.to_owned(),
+        },
+        failed_at_ms: now_ms(),
+        payload,
+    };
+    serde_json::to_string(&letter).unwrap_or_default()
+}
+
+struct Inner {
+    namespace: String,
+    state: Mutex<State>,
+    job_pushed: Notify,
+    result_stored: Notify,
+}
+
+/// A [`Broker`] in process memory. Cheap to clone (clones share the storage).
+///
+/// Same semantics as [`RedisBroker`](crate::RedisBroker) — queues, in-flight lists,
+/// heartbeats and the reaper, delayed jobs, dead letters, results with TTLs, unique claims,
+/// waiters woken at once — but nothing survives the process.
+#[derive(Clone)]
+pub struct MemoryBroker {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBroker")
+            .field("namespace", &self.inner.namespace)
+            .finish()
+    }
+}
+
+impl MemoryBroker {
+    /// An empty broker for `namespace`.
+    ///
+    /// # Panics
+    ///
+    /// When `namespace` is invalid (empty, or containing braces or whitespace); use
+    /// [`MemoryBroker::try_new`] for namespaces that come from outside the program.
+    pub fn new(namespace: &str) -> Self {
+        match Self::try_new(namespace) {
+            Ok(broker) => broker,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// An empty broker for `namespace`, or an error naming what is wrong with it.
+    pub fn try_new(namespace: &str) -> Result<Self, Error> {
+        validate_namespace(namespace)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                namespace: namespace.to_owned(),
+                state: Mutex::new(State::default()),
+                job_pushed: Notify::new(),
+                result_stored: Notify::new(),
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way later
+        // calls could not handle, so the data stays usable.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn take_jobs(&self, worker: &str, queue: &str, max: usize) -> Vec<String> {
+        let mut state = self.state();
+        let mut taken = Vec::new();
+        if let Some(list) = state.queues.get_mut(queue) {
+            while taken.len() < max {
+                match list.pop_back() {
+                    Some(m) => taken.push(m),
+                    None => break,
+                }
+            }
+        }
+        if !taken.is_empty() {
+            let in_flight = state.processing.entry(worker.to_owned()).or_default();
+            for m in &taken {
+                in_flight.push_front(m.clone());
+            }
+        }
+        taken
+    }
+
+    fn live_result(&self, job_id: &str) -> Option<String> {
+        let now = now_ms();
+        let mut state = self.state();
+        match state.results.get(job_id) {
+            Some(r) if r.live(now) => Some(r.value.clone()),
+            Some(_) => {
+                state.results.remove(job_id);
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+impl Broker for MemoryBroker {
+    fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    fn ping(&self) -> BrokerFuture<'_, ()> {
+        async { Ok(()) }.boxed()
+    }
+
+    fn enqueue(&self, jobs: Vec<NewJob>) -> BrokerFuture<'_, Vec<bool>> {
+        async move {
+            let now = now_ms();
+            let mut outcome = Vec::with_capacity(jobs.len());
+            {
+                let mut state = self.state();
+                for job in jobs {
+                    if let Some((key, ttl)) = &job.unique {
+                        if state.unique.get(key).is_some_and(|exp| *exp > now) {
+                            outcome.push(false);
+                            continue;
+                        }
+                        state
+                            .unique
+                            .insert(key.clone(), now.saturating_add(ttl.as_millis() as u64));
+                    }
+                    match job.due_ms {
+                        Some(due) => {
+                            state.known_queues.insert(job.queue.clone());
+                            state.delay(due, job.payload);
+                        }
+                        None => state.push(&job.queue, job.payload),
+                    }
+                    outcome.push(true);
+                }
+            }
+            self.inner.job_pushed.notify_waiters();
+            Ok(outcome)
+        }
+        .boxed()
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        worker: &'a str,
+        queue: &'a str,
+        max: usize,
+        block: Duration,
+    ) -> BrokerFuture<'a, Vec<String>> {
+        async move {
+            if max == 0 {
+                return Ok(Vec::new());
+            }
+            let deadline = Instant::now() + block;
+            loop {
+                let pushed = self.inner.job_pushed.notified();
+                tokio::pin!(pushed);
+                pushed.as_mut().enable();
+                let taken = self.take_jobs(worker, queue, max);
+                if !taken.is_empty() {
+                    return Ok(taken);
+                }
+                if tokio::time::timeout_at(deadline, pushed).await.is_err() {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn mark_started(&self, job_ids: Vec<String>, ttl: Duration) -> BrokerFuture<'_, ()> {
+        async move {
+            let mut state = self.state();
+            for id in job_ids {
+                state
+                    .states
+                    .insert(id, Expiring::new("STARTED".to_owned(), Some(ttl)));
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn ack<'a>(&'a self, worker: &'a str, acks: Vec<Ack>) -> BrokerFuture<'a, ()> {
+        async move {
+            let mut stored = false;
+            let mut pushed = false;
+            {
+                let mut state = self.state();
+                for ack in acks {
+                    match ack {
+                        Ack::Success {
+                            payload,
+                            job_id,
+                            record,
+                            ttl,
+                        } => {
+                            state.remove_in_flight(worker, &payload);
+                            state.states.remove(&job_id);
+                            state.results.insert(job_id, Expiring::new(record, Some(ttl)));
+                            state.processed += 1;
+                            stored = true;
+                        }
+                        Ack::Failure {
+                            payload,
+                            job_id,
+                            record,
+                            ttl,
+                            dead_letter,
+                        } => {
+                            state.remove_in_flight(worker, &payload);
+                            if let (Some(id), Some(record)) = (job_id, record) {
+                                state.states.remove(&id);
+                                state.results.insert(id, Expiring::new(record, Some(ttl)));
+                                stored = true;
+                            }
+                            if let Some(letter) = dead_letter {
+                                state.dead.push_front(letter);
+                            }
+                            state.processed += 1;
+                            state.failed += 1;
+                        }
+                        Ack::Retry {
+                            payload,
+                            job_id,
+                            retry_payload,
+                            due_ms,
+                            ttl,
+                        } => {
+                            state.remove_in_flight(worker, &payload);
+                            state.delay(due_ms, retry_payload);
+                            state
+                                .states
+                                .insert(job_id, Expiring::new("RETRY".to_owned(), Some(ttl)));
+                            state.retried += 1;
+                        }
+                        Ack::Requeue { payload, queue } => {
+                            state.remove_in_flight(worker, &payload);
+                            state.push_head(&queue, payload);
+                            pushed = true;
+                        }
+                    }
+                }
+            }
+            if stored {
+                self.inner.result_stored.notify_waiters();
+            }
+            if pushed {
+                self.inner.job_pushed.notify_waiters();
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn write_keys(&self, writes: Vec<KeyWrite>) -> BrokerFuture<'_, ()> {
+        async move {
+            let mut state = self.state();
+            for write in writes {
+                state
+                    .keys
+                    .insert(write.key, Expiring::new(write.value, write.ttl));
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn wait_result<'a>(
+        &'a self,
+        job_id: &'a str,
+        timeout: Duration,
+    ) -> BrokerFuture<'a, Option<String>> {
+        async move {
+            let deadline = Instant::now() + timeout;
+            loop {
+                let stored = self.inner.result_stored.notified();
+                tokio::pin!(stored);
+                stored.as_mut().enable();
+                if let Some(record) = self.live_result(job_id) {
+                    return Ok(Some(record));
+                }
+                if tokio::time::timeout_at(deadline, stored).await.is_err() {
+                    return Ok(self.live_result(job_id));
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn lookup<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ResultLookup> {
+        async move {
+            let record = self.live_result(job_id);
+            let now = now_ms();
+            let state = self
+                .state()
+                .states
+                .get(job_id)
+                .filter(|s| s.live(now))
+                .map(|s| s.value.clone());
+            Ok(ResultLookup { record, state })
+        }
+        .boxed()
+    }
+
+    fn forget<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ()> {
+        async move {
+            let mut state = self.state();
+            state.results.remove(job_id);
+            state.states.remove(job_id);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn get_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, Option<String>> {
+        async move {
+            let now = now_ms();
+            Ok(self
+                .state()
+                .keys
+                .get(key)
+                .filter(|k| k.live(now))
+                .map(|k| k.value.clone()))
+        }
+        .boxed()
+    }
+
+    fn delete_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, bool> {
+        async move {
+            let now = now_ms();
+            Ok(self
+                .state()
+                .keys
+                .remove(key)
+                .is_some_and(|k| k.live(now)))
+        }
+        .boxed()
+    }
+
+    fn heartbeat<'a>(&'a self, worker: &'a str, ttl: Duration) -> BrokerFuture<'a, ()> {
+        async move {
+            let now = now_ms();
+            self.state().workers.insert(
+                worker.to_owned(),
+                (now, now.saturating_add(ttl.as_millis() as u64)),
+            );
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn unregister<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, ()> {
+        async move {
+            let moved = self.state().requeue_worker(worker);
+            if moved > 0 {
+                self.inner.job_pushed.notify_waiters();
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn reap(&self, visibility: Duration) -> BrokerFuture<'_, usize> {
+        async move {
+            let now = now_ms();
+            let cutoff = now.saturating_sub(visibility.as_millis() as u64);
+            let moved = {
+                let mut state = self.state();
+                let dead: Vec<String> = state
+                    .workers
+                    .iter()
+                    .filter(|(_, (seen, expires))| *seen <= cutoff && *expires <= now)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                dead.iter().map(|w| state.requeue_worker(w)).sum::<usize>()
+            };
+            if moved > 0 {
+                self.inner.job_pushed.notify_waiters();
+            }
+            Ok(moved)
+        }
+        .boxed()
+    }
+
+    fn promote(&self, limit: usize) -> BrokerFuture<'_, usize> {
+        async move {
+            let now = now_ms();
+            let moved = {
+                let mut state = self.state();
+                let due: Vec<(u64, u64)> = state
+                    .delayed
+                    .range(..=(now, u64::MAX))
+                    .take(limit.max(1))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in &due {
+                    if let Some(payload) = state.delayed.remove(key) {
+                        match queue_of(&payload) {
+                            Some(queue) if !queue.is_empty() => state.push(&queue, payload),
+                            _ => state.dead.push_front(malformed_letter(
+                                payload,
+                                "a delayed message is not a job message",
+                            )),
+                        }
+                    }
+                }
+                due.len()
+            };
+            if moved > 0 {
+                self.inner.job_pushed.notify_waiters();
+            }
+            Ok(moved)
+        }
+        .boxed()
+    }
+
+    fn stats(&self) -> BrokerFuture<'_, Stats> {
+        async move {
+            let now = now_ms();
+            let state = self.state();
+            Ok(Stats {
+                queues: state
+                    .known_queues
+                    .iter()
+                    .map(|q| {
+                        let len = state.queues.get(q).map_or(0, VecDeque::len);
+                        (q.clone(), len as u64)
+                    })
+                    .collect(),
+                in_flight: state.processing.values().map(|l| l.len() as u64).sum(),
+                delayed: state.delayed.len() as u64,
+                dead: state.dead.len() as u64,
+                workers: state.workers.values().filter(|(_, e)| *e > now).count() as u64,
+                processed: state.processed,
+                failed: state.failed,
+                retried: state.retried,
+                schedules: 0,
+            })
+        }
+        .boxed()
+    }
+
+    fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<String>> {
+        async move { Ok(self.state().dead.iter().take(limit).cloned().collect()) }.boxed()
+    }
+
+    fn requeue_dead_letter(
+        &self,
+        record: String,
+        queue: String,
+        payload: String,
+    ) -> BrokerFuture<'_, bool> {
+        async move {
+            let found = {
+                let mut state = self.state();
+                match state.dead.iter().position(|r| *r == record) {
+                    Some(pos) => {
+                        state.dead.remove(pos);
+                        state.push(&queue, payload);
+                        true
+                    }
+                    None => false,
+                }
+            };
+            if found {
+                self.inner.job_pushed.notify_waiters();
+            }
+            Ok(found)
+        }
+        .boxed()
+    }
+
+    fn purge_dead(&self) -> BrokerFuture<'_, usize> {
+        async move {
+            let mut state = self.state();
+            let n = state.dead.len();
+            state.dead.clear();
+            Ok(n)
+        }
+        .boxed()
+    }
+}

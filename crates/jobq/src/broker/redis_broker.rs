@@ -1,0 +1,728 @@
+//! [`RedisBroker`]: the broker on a Redis server (standalone, or one cluster slot per
+//! namespace), through a deadpool-redis connection pool.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_redis::{Connection, Manager, Pool, Runtime};
+use futures::FutureExt;
+use redis::{AsyncConnectionConfig, Script};
+
+use super::{Ack, Broker, BrokerFuture, NewJob, ResultLookup, lua, validate_namespace};
+use crate::admin::Stats;
+use crate::error::Error;
+use crate::message::now_ms;
+use crate::task::KeyWrite;
+
+/// Connections the pool opens at most: fetchers and waiting clients each hold one while
+/// they block.
+const POOL_SIZE: usize = 64;
+/// Extra time a blocking command gets beyond its own timeout before the connection is
+/// considered dead.
+const BLOCK_GRACE: Duration = Duration::from_secs(3);
+/// Payloads per `LPUSH`/`ZADD` when enqueueing large batches, so no single command keeps
+/// Redis busy for long.
+const PUSH_CHUNK: usize = 1000;
+/// Dead workers handled per reap call.
+const REAP_WORKERS_PER_CALL: usize = 100;
+
+struct Scripts {
+    fetch: Script,
+    ack: Script,
+    enqueue_unique: Script,
+    promote: Script,
+    reap: Script,
+    unregister: Script,
+    requeue_dead: Script,
+}
+
+struct Inner {
+    pool: Pool,
+    namespace: String,
+    prefix: String,
+    scripts: Scripts,
+}
+
+/// A [`Broker`] on Redis. Cheap to clone (the pool is shared).
+///
+/// `redis://` and `rediss://` (TLS) URLs are accepted, with the password in the URL
+/// (`redis://:secret@host:6379/0`). Connecting never fails because the server is down:
+/// use [`ping`](Broker::ping) to find out whether it answers.
+#[derive(Clone)]
+pub struct RedisBroker {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("namespace", &self.inner.namespace)
+            .finish()
+    }
+}
+
+impl RedisBroker {
+    /// A broker for `namespace` on the Redis at `url`.
+    pub async fn connect(url: &str, namespace: &str) -> Result<Self, Error> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            // Blocking commands wait as long as their own timeout says; a dead server closes
+            // the socket, and the callers bound every blocking call themselves.
+            .set_response_timeout(None);
+        let manager = Manager::new_with_config(url, config)
+            .map_err(|e| Error::InvalidUrl(format!("{url:?}: {e}")))?;
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .build()
+            .map_err(|e| Error::InvalidUrl(format!("{url:?}: cannot build a pool: {e}")))?;
+        Self::with_pool(pool, namespace)
+    }
+
+    /// A broker for `namespace` on an existing pool.
+    pub fn with_pool(pool: Pool, namespace: &str) -> Result<Self, Error> {
+        validate_namespace(namespace)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                namespace: namespace.to_owned(),
+                prefix: format!("{{{namespace}}}:"),
+                scripts: Scripts {
+                    fetch: Script::new(lua::FETCH),
+                    ack: Script::new(lua::ACK),
+                    enqueue_unique: Script::new(lua::ENQUEUE_UNIQUE),
+                    promote: Script::new(lua::PROMOTE),
+                    reap: Script::new(&lua::reap()),
+                    unregister: Script::new(&lua::unregister()),
+                    requeue_dead: Script::new(lua::REQUEUE_DEAD),
+                },
+            }),
+        })
+    }
+
+    /// The connection pool (shared with the scheduler's store).
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// The full key of `suffix` in this namespace: `{ns}:<suffix>`.
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.inner.prefix)
+    }
+
+    async fn conn(&self, context: &'static str) -> Result<Connection, Error> {
+        self.inner
+            .pool
+            .get()
+            .await
+            .map_err(|e| Error::Pool {
+                context,
+                message: e.to_string(),
+            })
+    }
+
+    /// Runs a blocking command bounded by `block` plus a grace period, dropping the
+    /// connection (instead of returning it to the pool) when it does not answer.
+    async fn blocking<T: redis::FromRedisValue>(
+        &self,
+        context: &'static str,
+        cmd: redis::Cmd,
+        block: Duration,
+    ) -> Result<T, Error> {
+        let mut conn = self.conn(context).await?;
+        let deadline = block + BLOCK_GRACE;
+        match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut conn)).await {
+            Ok(reply) => reply.map_err(Error::redis(context)),
+            Err(_) => {
+                drop(Connection::take(conn));
+                Err(Error::RedisTimeout {
+                    context,
+                    waited: deadline,
+                })
+            }
+        }
+    }
+
+    async fn enqueue_impl(&self, jobs: Vec<NewJob>) -> Result<Vec<bool>, Error> {
+        let mut outcome = vec![true; jobs.len()];
+        let mut plain_now: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut plain_delayed: Vec<(u64, &str)> = Vec::new();
+        let mut unique = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            match (&job.unique, job.due_ms) {
+                (Some(_), _) => unique.push(i),
+                (None, None) => plain_now.entry(&job.queue).or_default().push(&job.payload),
+                (None, Some(due)) => plain_delayed.push((due, &job.payload)),
+            }
+        }
+        let mut conn = self.conn("enqueueing jobs").await?;
+        if !plain_now.is_empty() || !plain_delayed.is_empty() {
+            let mut pipe = redis::pipe();
+            for (queue, payloads) in &plain_now {
+                let key = self.key(&format!("queue:{queue}"));
+                for chunk in payloads.chunks(PUSH_CHUNK) {
+                    pipe.cmd("LPUSH").arg(&key).arg(chunk).ignore();
+                }
+                pipe.cmd("SADD")
+                    .arg(self.key("queues"))
+                    .arg(*queue)
+                    .ignore();
+            }
+            let delayed_key = self.key("delayed");
+            for chunk in plain_delayed.chunks(PUSH_CHUNK) {
+                let cmd = pipe.cmd("ZADD").arg(&delayed_key);
+                for (due, payload) in chunk {
+                    cmd.arg(*due).arg(*payload);
+                }
+                cmd.ignore();
+            }
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::redis("enqueueing jobs"))?;
+        }
+        for i in unique {
+            let job = &jobs[i];
+            let Some((claim, ttl)) = &job.unique else {
+                continue;
+            };
+            let target = match job.due_ms {
+                None => self.key(&format!("queue:{}", job.queue)),
+                Some(_) => self.key("delayed"),
+            };
+            let claimed: i64 = self
+                .inner
+                .scripts
+                .enqueue_unique
+                .key(self.key(&format!("unique:{claim}")))
+                .key(target)
+                .key(self.key("queues"))
+                .arg(&job.id)
+                .arg(ttl.as_millis().max(1) as u64)
+                .arg(&job.payload)
+                .arg(job.due_ms.map(|d| d.to_string()).unwrap_or_default())
+                .arg(&job.queue)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(Error::redis("enqueueing a unique job"))?;
+            outcome[i] = claimed == 1;
+        }
+        Ok(outcome)
+    }
+
+    async fn fetch_impl(
+        &self,
+        worker: &str,
+        queue: &str,
+        max: usize,
+        block: Duration,
+    ) -> Result<Vec<String>, Error> {
+        let queue_key = self.key(&format!("queue:{queue}"));
+        let processing = self.key(&format!("processing:{worker}"));
+        if max > 1 {
+            let mut conn = self.conn("fetching jobs").await?;
+            let batch: Vec<String> = self
+                .inner
+                .scripts
+                .fetch
+                .key(&queue_key)
+                .key(&processing)
+                .arg(max)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(Error::redis("fetching jobs"))?;
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+        }
+        if block.is_zero() || max == 0 {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("BLMOVE");
+        cmd.arg(&queue_key)
+            .arg(&processing)
+            .arg("RIGHT")
+            .arg("LEFT")
+            .arg(block.as_secs_f64().max(0.001));
+        let one: Option<String> = self.blocking("waiting for a job", cmd, block).await?;
+        Ok(one.into_iter().collect())
+    }
+
+    async fn ack_impl(&self, worker: &str, acks: Vec<Ack>) -> Result<(), Error> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.inner.scripts.ack.prepare_invoke();
+        invocation
+            .key(self.key(&format!("processing:{worker}")))
+            .arg(&self.inner.prefix);
+        for ack in &acks {
+            match ack {
+                Ack::Success {
+                    payload,
+                    job_id,
+                    record,
+                    ttl,
+                } => {
+                    invocation
+                        .arg("S")
+                        .arg(payload)
+                        .arg(job_id)
+                        .arg(record)
+                        .arg(ttl_ms(*ttl))
+                        .arg("");
+                }
+                Ack::Failure {
+                    payload,
+                    job_id,
+                    record,
+                    ttl,
+                    dead_letter,
+                } => {
+                    let (id, record) = match (job_id, record) {
+                        (Some(id), Some(record)) => (id.as_str(), record.as_str()),
+                        _ => ("", ""),
+                    };
+                    invocation
+                        .arg("F")
+                        .arg(payload)
+                        .arg(id)
+                        .arg(record)
+                        .arg(ttl_ms(*ttl))
+                        .arg(dead_letter.as_deref().unwrap_or(""));
+                }
+                Ack::Retry {
+                    payload,
+                    job_id,
+                    retry_payload,
+                    due_ms,
+                    ttl,
+                } => {
+                    invocation
+                        .arg("R")
+                        .arg(payload)
+                        .arg(job_id)
+                        .arg(retry_payload)
+                        .arg(*due_ms)
+                        .arg(ttl_ms(*ttl));
+                }
+                Ack::Requeue { payload, queue } => {
+                    invocation
+                        .arg("Q")
+                        .arg(payload)
+                        .arg(queue)
+                        .arg("")
+                        .arg("")
+                        .arg("");
+                }
+            }
+        }
+        let mut conn = self.conn("acknowledging jobs").await?;
+        invocation
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map_err(Error::redis("acknowledging jobs"))?;
+        Ok(())
+    }
+
+    async fn wait_result_impl(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<String>, Error> {
+        let result_key = self.key(&format!("result:{job_id}"));
+        if timeout >= Duration::from_millis(1) {
+            let notify = self.key(&format!("notify:{job_id}"));
+            // Moving the element onto the same list leaves it there, so every waiter (and
+            // every later call) sees it.
+            let mut cmd = redis::cmd("BLMOVE");
+            cmd.arg(&notify)
+                .arg(&notify)
+                .arg("RIGHT")
+                .arg("LEFT")
+                .arg(timeout.as_secs_f64());
+            let _woken: Option<String> = self
+                .blocking("waiting for a result", cmd, timeout)
+                .await?;
+        }
+        let mut conn = self.conn("reading a result").await?;
+        redis::cmd("GET")
+            .arg(&result_key)
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::redis("reading a result"))
+    }
+
+    async fn stats_impl(&self) -> Result<Stats, Error> {
+        let mut conn = self.conn("reading stats").await?;
+        let (queues, workers, delayed, dead, processed, failed, retried, schedules): (
+            Vec<String>,
+            Vec<String>,
+            u64,
+            u64,
+            Option<u64>,
+            Option<u64>,
+            Option<u64>,
+            u64,
+        ) = redis::pipe()
+            .cmd("SMEMBERS")
+            .arg(self.key("queues"))
+            .cmd("ZRANGE")
+            .arg(self.key("workers"))
+            .arg(0)
+            .arg(-1)
+            .cmd("ZCARD")
+            .arg(self.key("delayed"))
+            .cmd("LLEN")
+            .arg(self.key("dead"))
+            .cmd("GET")
+            .arg(self.key("stats:processed"))
+            .cmd("GET")
+            .arg(self.key("stats:failed"))
+            .cmd("GET")
+            .arg(self.key("stats:retried"))
+            .cmd("HLEN")
+            .arg(self.key("schedules"))
+            .query_async(&mut conn)
+            .await
+            .map_err(Error::redis("reading stats"))?;
+        let mut pipe = redis::pipe();
+        for queue in &queues {
+            pipe.cmd("LLEN").arg(self.key(&format!("queue:{queue}")));
+        }
+        for worker in &workers {
+            pipe.cmd("LLEN")
+                .arg(self.key(&format!("processing:{worker}")));
+            pipe.cmd("EXISTS")
+                .arg(self.key(&format!("worker:{worker}:hb")));
+        }
+        let counts: Vec<u64> = if queues.is_empty() && workers.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut conn)
+                .await
+                .map_err(Error::redis("reading stats"))?
+        };
+        let (queue_lengths, worker_counts) = counts.split_at(queues.len().min(counts.len()));
+        let mut in_flight = 0;
+        let mut live = 0;
+        for pair in worker_counts.chunks(2) {
+            in_flight += pair[0];
+            if pair.get(1) == Some(&1) {
+                live += 1;
+            }
+        }
+        Ok(Stats {
+            queues: queues.into_iter().zip(queue_lengths.iter().copied()).collect(),
+            in_flight,
+            delayed,
+            dead,
+            workers: live,
+            processed: processed.unwrap_or(0),
+            failed: failed.unwrap_or(0),
+            retried: retried.unwrap_or(0),
+            schedules,
+        })
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    (ttl.as_millis().min(u128::from(u64::MAX)) as u64).max(1)
+}
+
+impl Broker for RedisBroker {
+    fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    fn ping(&self) -> BrokerFuture<'_, ()> {
+        async move {
+            let mut conn = self.conn("pinging redis").await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map_err(Error::redis("pinging redis"))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn enqueue(&self, jobs: Vec<NewJob>) -> BrokerFuture<'_, Vec<bool>> {
+        self.enqueue_impl(jobs).boxed()
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        worker: &'a str,
+        queue: &'a str,
+        max: usize,
+        block: Duration,
+    ) -> BrokerFuture<'a, Vec<String>> {
+        self.fetch_impl(worker, queue, max, block).boxed()
+    }
+
+    fn mark_started(&self, job_ids: Vec<String>, ttl: Duration) -> BrokerFuture<'_, ()> {
+        async move {
+            if job_ids.is_empty() {
+                return Ok(());
+            }
+            let mut pipe = redis::pipe();
+            for id in &job_ids {
+                pipe.cmd("SET")
+                    .arg(self.key(&format!("state:{id}")))
+                    .arg("STARTED")
+                    .arg("PX")
+                    .arg(ttl_ms(ttl))
+                    .ignore();
+            }
+            let mut conn = self.conn("recording started jobs").await?;
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::redis("recording started jobs"))
+        }
+        .boxed()
+    }
+
+    fn ack<'a>(&'a self, worker: &'a str, acks: Vec<Ack>) -> BrokerFuture<'a, ()> {
+        self.ack_impl(worker, acks).boxed()
+    }
+
+    fn write_keys(&self, writes: Vec<KeyWrite>) -> BrokerFuture<'_, ()> {
+        async move {
+            if writes.is_empty() {
+                return Ok(());
+            }
+            let mut pipe = redis::pipe();
+            for write in &writes {
+                let cmd = pipe.cmd("SET").arg(&write.key).arg(&write.value);
+                if let Some(ttl) = write.ttl {
+                    cmd.arg("PX").arg(ttl_ms(ttl));
+                }
+                cmd.ignore();
+            }
+            let mut conn = self.conn("writing explicit keys").await?;
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::redis("writing explicit keys"))
+        }
+        .boxed()
+    }
+
+    fn wait_result<'a>(
+        &'a self,
+        job_id: &'a str,
+        timeout: Duration,
+    ) -> BrokerFuture<'a, Option<String>> {
+        self.wait_result_impl(job_id, timeout).boxed()
+    }
+
+    fn lookup<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ResultLookup> {
+        async move {
+            let mut conn = self.conn("reading a job state").await?;
+            let (record, state): (Option<String>, Option<String>) = redis::pipe()
+                .cmd("GET")
+                .arg(self.key(&format!("result:{job_id}")))
+                .cmd("GET")
+                .arg(self.key(&format!("state:{job_id}")))
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("reading a job state"))?;
+            Ok(ResultLookup { record, state })
+        }
+        .boxed()
+    }
+
+    fn forget<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ()> {
+        async move {
+            let mut conn = self.conn("forgetting a result").await?;
+            redis::cmd("DEL")
+                .arg(self.key(&format!("result:{job_id}")))
+                .arg(self.key(&format!("state:{job_id}")))
+                .arg(self.key(&format!("notify:{job_id}")))
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::redis("forgetting a result"))
+        }
+        .boxed()
+    }
+
+    fn get_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, Option<String>> {
+        async move {
+            let mut conn = self.conn("reading a key").await?;
+            redis::cmd("GET")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("reading a key"))
+        }
+        .boxed()
+    }
+
+    fn delete_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, bool> {
+        async move {
+            let mut conn = self.conn("deleting a key").await?;
+            let n: u64 = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("deleting a key"))?;
+            Ok(n > 0)
+        }
+        .boxed()
+    }
+
+    fn heartbeat<'a>(&'a self, worker: &'a str, ttl: Duration) -> BrokerFuture<'a, ()> {
+        async move {
+            let mut conn = self.conn("sending a heartbeat").await?;
+            redis::pipe()
+                .cmd("SET")
+                .arg(self.key(&format!("worker:{worker}:hb")))
+                .arg(now_ms())
+                .arg("PX")
+                .arg(ttl_ms(ttl))
+                .ignore()
+                .cmd("ZADD")
+                .arg(self.key("workers"))
+                .arg(now_ms())
+                .arg(worker)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::redis("sending a heartbeat"))
+        }
+        .boxed()
+    }
+
+    fn unregister<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, ()> {
+        async move {
+            let mut conn = self.conn("unregistering a worker").await?;
+            self.inner
+                .scripts
+                .unregister
+                .key(self.key("workers"))
+                .arg(&self.inner.prefix)
+                .arg(worker)
+                .arg(now_ms())
+                .invoke_async::<i64>(&mut conn)
+                .await
+                .map_err(Error::redis("unregistering a worker"))?;
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn reap(&self, visibility: Duration) -> BrokerFuture<'_, usize> {
+        async move {
+            let now = now_ms();
+            let cutoff = now.saturating_sub(ttl_ms(visibility));
+            let mut conn = self.conn("reaping dead workers").await?;
+            let moved: u64 = self
+                .inner
+                .scripts
+                .reap
+                .key(self.key("workers"))
+                .arg(&self.inner.prefix)
+                .arg(cutoff)
+                .arg(now)
+                .arg(REAP_WORKERS_PER_CALL)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(Error::redis("reaping dead workers"))?;
+            Ok(moved as usize)
+        }
+        .boxed()
+    }
+
+    fn promote(&self, limit: usize) -> BrokerFuture<'_, usize> {
+        async move {
+            let mut conn = self.conn("promoting delayed jobs").await?;
+            let moved: u64 = self
+                .inner
+                .scripts
+                .promote
+                .key(self.key("delayed"))
+                .arg(&self.inner.prefix)
+                .arg(now_ms())
+                .arg(limit.max(1))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(Error::redis("promoting delayed jobs"))?;
+            Ok(moved as usize)
+        }
+        .boxed()
+    }
+
+    fn stats(&self) -> BrokerFuture<'_, Stats> {
+        self.stats_impl().boxed()
+    }
+
+    fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<String>> {
+        async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let mut conn = self.conn("listing dead letters").await?;
+            redis::cmd("LRANGE")
+                .arg(self.key("dead"))
+                .arg(0)
+                .arg(limit.saturating_sub(1).min(i64::MAX as usize) as i64)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("listing dead letters"))
+        }
+        .boxed()
+    }
+
+    fn requeue_dead_letter(
+        &self,
+        record: String,
+        queue: String,
+        payload: String,
+    ) -> BrokerFuture<'_, bool> {
+        async move {
+            let mut conn = self.conn("requeueing a dead letter").await?;
+            let moved: i64 = self
+                .inner
+                .scripts
+                .requeue_dead
+                .key(self.key("dead"))
+                .key(self.key(&format!("queue:{queue}")))
+                .key(self.key("queues"))
+                .arg(record)
+                .arg(payload)
+                .arg(&queue)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(Error::redis("requeueing a dead letter"))?;
+            Ok(moved == 1)
+        }
+        .boxed()
+    }
+
+    fn purge_dead(&self) -> BrokerFuture<'_, usize> {
+        async move {
+            let mut conn = self.conn("purging dead letters").await?;
+            let (len,): (u64,) = redis::pipe()
+                .atomic()
+                .cmd("LLEN")
+                .arg(self.key("dead"))
+                .cmd("DEL")
+                .arg(self.key("dead"))
+                .ignore()
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("purging dead letters"))?;
+            Ok(len as usize)
+        }
+        .boxed()
+    }
+}

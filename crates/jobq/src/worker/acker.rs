@@ -1,0 +1,102 @@
+//! The acknowledger: collects finished jobs and acknowledges them in batches, one broker
+//! call (one atomic script per job) per batch, retrying through broker outages.
+
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::{error, warn};
+
+use super::backoff;
+use crate::broker::{Ack, Broker};
+
+/// Acknowledgements per broker call at most.
+const MAX_BATCH: usize = 512;
+/// Attempts to apply a batch after shutdown began before giving up on it (the jobs stay in
+/// flight and are recovered by unregistering or by the reaper).
+const SHUTDOWN_ATTEMPTS: u32 = 8;
+
+pub(super) enum AckMessage {
+    /// A finished job; its slot in `fetched` is released once the ack is applied.
+    Ack {
+        ack: Ack,
+        fetched: Arc<Semaphore>,
+    },
+    /// Applies everything queued so far plus `requeue`, then reports on `done`.
+    Flush {
+        requeue: Vec<Ack>,
+        done: oneshot::Sender<()>,
+    },
+    /// Ends the acknowledger once everything queued is applied.
+    Stop,
+}
+
+pub(super) struct Acker {
+    pub(super) broker: Arc<dyn Broker>,
+    pub(super) worker_id: String,
+}
+
+impl Acker {
+    pub(super) async fn run(self, mut rx: mpsc::UnboundedReceiver<AckMessage>) {
+        let mut shutting_down = false;
+        loop {
+            let Some(first) = rx.recv().await else { return };
+            let mut batch = Vec::new();
+            let mut released = 0usize;
+            let mut fetched_sem: Option<Arc<Semaphore>> = None;
+            let mut done = Vec::new();
+            let mut stop = false;
+            let mut next = Some(first);
+            while let Some(message) = next.take() {
+                match message {
+                    AckMessage::Ack { ack, fetched } => {
+                        batch.push(ack);
+                        released += 1;
+                        fetched_sem = Some(fetched);
+                    }
+                    AckMessage::Flush { requeue, done: tx } => {
+                        shutting_down = true;
+                        batch.extend(requeue);
+                        done.push(tx);
+                    }
+                    AckMessage::Stop => stop = true,
+                }
+                if batch.len() < MAX_BATCH && !stop {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.apply(batch, shutting_down).await;
+            if let Some(sem) = fetched_sem {
+                sem.add_permits(released);
+            }
+            for tx in done {
+                let _ = tx.send(());
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    async fn apply(&self, batch: Vec<crate::broker::Ack>, shutting_down: bool) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut failures = 0;
+        loop {
+            match self.broker.ack(&self.worker_id, batch.clone()).await {
+                Ok(()) => return,
+                Err(e) => {
+                    failures += 1;
+                    if shutting_down && failures >= SHUTDOWN_ATTEMPTS {
+                        error!(worker_id = %self.worker_id, jobs = batch.len(), error = %e,
+                            "giving up acknowledging jobs during shutdown; they stay in flight and will run again");
+                        return;
+                    }
+                    warn!(worker_id = %self.worker_id, jobs = batch.len(), error = %e,
+                        "acknowledging jobs failed; retrying");
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+            }
+        }
+    }
+}

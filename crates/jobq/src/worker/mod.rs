@@ -1,0 +1,501 @@
+//! The consuming side: [`Worker`] fetches jobs, runs their handlers with bounded
+//! concurrency, acknowledges them in batches, heartbeats, reaps dead workers, promotes
+//! delayed jobs and shuts down gracefully.
+
+mod acker;
+mod execute;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use self::acker::{AckMessage, Acker};
+use self::execute::{ExecSettings, Incoming};
+use crate::app::App;
+use crate::broker::{Ack, Broker};
+use crate::client::DEFAULT_QUEUE;
+use crate::error::Error;
+
+/// How a [`Worker`] runs. `WorkerConfig::default()` suits production; tests shorten the
+/// timeouts.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Handlers running at once (default: the number of CPU cores).
+    pub concurrency: usize,
+    /// Queues to consume (default: `["default"]`); each gets its own fetcher.
+    pub queues: Vec<String>,
+    /// Jobs fetched ahead of free handler slots, so short jobs do not wait for a round trip
+    /// (default 256). They count as in flight and are recovered like running ones.
+    pub prefetch: usize,
+    /// How often the worker heartbeats and reaps (default 5 s); its heartbeat lives three
+    /// intervals.
+    pub heartbeat_interval: Duration,
+    /// How long after a dead worker's last heartbeat its jobs go back to their queues
+    /// (default 30 s).
+    pub visibility_timeout: Duration,
+    /// How long a graceful shutdown waits for running jobs (default 30 s).
+    pub grace_period: Duration,
+    /// How long results are kept unless the job says otherwise (default 24 h).
+    pub result_ttl: Duration,
+    /// The largest serialized result stored (default 1 MiB); larger ones fail with
+    /// `ResultTooLarge`.
+    pub result_size_limit: usize,
+    /// How long one blocking fetch waits before it is renewed (default 2 s); bounds how long
+    /// a dead connection can go unnoticed. Jobs arriving while it waits wake it at once.
+    pub block_timeout: Duration,
+    /// How often due delayed jobs are moved to their queues (default 100 ms).
+    pub promote_interval: Duration,
+    /// The most delayed jobs moved per broker call (default 1000), so a large backlog is
+    /// moved in short steps that never stall Redis or the worker.
+    pub promote_batch: usize,
+    /// The worker id (default: a fresh UUID per run).
+    pub worker_id: Option<String>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            queues: vec![DEFAULT_QUEUE.to_owned()],
+            prefetch: 256,
+            heartbeat_interval: Duration::from_secs(5),
+            visibility_timeout: Duration::from_secs(30),
+            grace_period: Duration::from_secs(30),
+            result_ttl: Duration::from_secs(24 * 3600),
+            result_size_limit: 1024 * 1024,
+            block_timeout: Duration::from_secs(2),
+            promote_interval: Duration::from_millis(100),
+            promote_batch: 1000,
+            worker_id: None,
+        }
+    }
+}
+
+impl WorkerConfig {
+    fn validate(&self) -> Result<(), Error> {
+        let problem = if self.concurrency == 0 {
+            "concurrency must be at least 1"
+        } else if self.queues.is_empty() {
+            "at least one queue is needed"
+        } else if self.queues.iter().any(String::is_empty) {
+            "queue names must not be empty"
+        } else if self.heartbeat_interval.is_zero() {
+            "heartbeat_interval must not be zero"
+        } else if self.block_timeout < Duration::from_millis(1) {
+            "block_timeout must be at least 1 ms"
+        } else if self.promote_interval.is_zero() || self.promote_batch == 0 {
+            "promote_interval and promote_batch must not be zero"
+        } else if self.result_ttl < Duration::from_millis(1) {
+            "result_ttl must be at least 1 ms"
+        } else if self.worker_id.as_deref().is_some_and(str::is_empty) {
+            "worker_id must not be empty"
+        } else {
+            return Ok(());
+        };
+        Err(Error::Config(problem.to_owned()))
+    }
+}
+
+/// Runs the tasks of an [`App`] on jobs from a broker.
+pub struct Worker {
+    app: Arc<App>,
+    broker: Arc<dyn Broker>,
+    config: WorkerConfig,
+    id: String,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("id", &self.id)
+            .field("app", &self.app)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Fetched jobs that have not been acknowledged, so a shutdown can put back the ones that
+/// did not finish.
+struct Outstanding {
+    jobs: Mutex<HashMap<u64, (String, String)>>,
+    next: AtomicU64,
+}
+
+impl Outstanding {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, (String, String)>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What the fetchers and job tasks share.
+struct Shared {
+    app: Arc<App>,
+    broker: Arc<dyn Broker>,
+    worker_id: String,
+    settings: ExecSettings,
+    result_ttl: Duration,
+    /// Slots for handlers running at once.
+    running: Arc<Semaphore>,
+    /// Slots for jobs fetched and not yet acknowledged (running plus prefetched).
+    fetched: Arc<Semaphore>,
+    outstanding: Outstanding,
+    acks: mpsc::UnboundedSender<AckMessage>,
+    /// Set when shutdown begins: jobs that have not started stay unstarted.
+    draining: CancellationToken,
+    /// Set when the grace period ran out: nothing more is written for running jobs.
+    abandoned: CancellationToken,
+}
+
+impl Worker {
+    /// A worker running `app`'s tasks on jobs from `broker`.
+    pub fn new(app: App, broker: impl Broker, config: WorkerConfig) -> Self {
+        let id = config
+            .worker_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        Self {
+            app: Arc::new(app),
+            broker: Arc::new(broker),
+            config,
+            id,
+        }
+    }
+
+    /// This worker's id (its heartbeat and in-flight list are keyed by it).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Runs until `shutdown` resolves, then shuts down gracefully: stops fetching, lets
+    /// running jobs finish within the grace period, puts back what did not finish, flushes
+    /// acknowledgements and unregisters. Broker outages while running are logged and
+    /// retried with backoff; they never end the worker.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        self.config.validate()?;
+        let config = self.config;
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            app: self.app,
+            broker: Arc::clone(&self.broker),
+            worker_id: self.id.clone(),
+            settings: ExecSettings {
+                result_ttl: config.result_ttl,
+                result_size_limit: config.result_size_limit,
+            },
+            result_ttl: config.result_ttl,
+            running: Arc::new(Semaphore::new(config.concurrency)),
+            fetched: Arc::new(Semaphore::new(config.concurrency + config.prefetch)),
+            outstanding: Outstanding {
+                jobs: Mutex::new(HashMap::new()),
+                next: AtomicU64::new(0),
+            },
+            acks: ack_tx,
+            draining: CancellationToken::new(),
+            abandoned: CancellationToken::new(),
+        });
+        info!(worker_id = %self.id, queues = ?config.queues, concurrency = config.concurrency, "worker starting");
+
+        let stop_fetching = shared.draining.clone();
+        let stop_background = CancellationToken::new();
+        let acker = tokio::spawn(
+            Acker {
+                broker: Arc::clone(&self.broker),
+                worker_id: self.id.clone(),
+            }
+            .run(ack_rx),
+        );
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            Arc::clone(&self.broker),
+            self.id.clone(),
+            config.clone(),
+            stop_background.clone(),
+        ));
+        let maintenance = tokio::spawn(maintenance_loop(
+            Arc::clone(&self.broker),
+            config.clone(),
+            stop_background.clone(),
+        ));
+        let fetchers: Vec<_> = config
+            .queues
+            .iter()
+            .map(|queue| {
+                tokio::spawn(fetch_loop(
+                    Arc::clone(&shared),
+                    queue.clone(),
+                    config.clone(),
+                    stop_fetching.clone(),
+                ))
+            })
+            .collect();
+
+        shutdown.await;
+        info!(worker_id = %self.id, "shutting down: no more fetching");
+        stop_fetching.cancel();
+        for fetcher in fetchers {
+            if let Err(e) = fetcher.await {
+                warn!(error = %e, "a fetcher ended abnormally");
+            }
+        }
+
+        // Running jobs release their slot in `fetched` once acknowledged; all slots free
+        // means nothing is left.
+        let total = (config.concurrency + config.prefetch) as u32;
+        let drained =
+            tokio::time::timeout(config.grace_period, shared.fetched.acquire_many(total)).await;
+        if drained.is_err() {
+            warn!(grace_period = ?config.grace_period, "grace period over: putting unfinished jobs back");
+        }
+        shared.abandoned.cancel();
+        let leftovers: Vec<(String, String)> = {
+            let mut outstanding = shared.outstanding.lock();
+            let leftovers = outstanding.drain().map(|(_, job)| job).collect();
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            // Sent under the lock, so every ack a job task queued before is ahead of it.
+            let _ = shared.acks.send(AckMessage::Flush {
+                requeue: Vec::new(),
+                done: done_tx,
+            });
+            drop(outstanding);
+            let _ = done_rx.await;
+            leftovers
+        };
+        if !leftovers.is_empty() {
+            let requeue: Vec<Ack> = leftovers
+                .into_iter()
+                .map(|(payload, queue)| Ack::Requeue { payload, queue })
+                .collect();
+            info!(count = requeue.len(), "putting unfinished jobs back on their queues");
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let _ = shared.acks.send(AckMessage::Flush {
+                requeue,
+                done: done_tx,
+            });
+            let _ = done_rx.await;
+        }
+        let _ = shared.acks.send(AckMessage::Stop);
+        if let Err(e) = acker.await {
+            warn!(error = %e, "the acknowledger ended abnormally");
+        }
+        stop_background.cancel();
+        let _ = heartbeat.await;
+        let _ = maintenance.await;
+        // Whatever is still listed as in flight (e.g. acknowledgements that failed) goes
+        // back to its queue.
+        if let Err(e) = self.broker.unregister(&self.id).await {
+            warn!(worker_id = %self.id, error = %e, "could not unregister; the reaper will recover this worker's jobs");
+        }
+        info!(worker_id = %self.id, "worker stopped");
+        Ok(())
+    }
+}
+
+/// Exponential backoff for broker outages: 50 ms doubling up to 5 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(50u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(5))
+}
+
+async fn sleep_or_cancel(delay: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+async fn heartbeat_loop(
+    broker: Arc<dyn Broker>,
+    worker_id: String,
+    config: WorkerConfig,
+    stop: CancellationToken,
+) {
+    let ttl = config.heartbeat_interval * 3;
+    loop {
+        if let Err(e) = broker.heartbeat(&worker_id, ttl).await {
+            warn!(worker_id = %worker_id, error = %e, "heartbeat failed");
+        }
+        if !sleep_or_cancel(config.heartbeat_interval, &stop).await {
+            return;
+        }
+    }
+}
+
+async fn maintenance_loop(broker: Arc<dyn Broker>, config: WorkerConfig, stop: CancellationToken) {
+    let mut last_reap = tokio::time::Instant::now() - config.heartbeat_interval;
+    let mut failures = 0;
+    loop {
+        let mut delay = config.promote_interval;
+        match broker.promote(config.promote_batch).await {
+            Ok(moved) => {
+                failures = 0;
+                if moved > 0 {
+                    debug!(moved, "promoted due delayed jobs");
+                }
+                if moved >= config.promote_batch {
+                    // More are due: carry on at once, yielding so fetchers keep running.
+                    delay = Duration::ZERO;
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                delay = backoff(failures).max(config.promote_interval);
+                warn!(error = %e, "promoting delayed jobs failed");
+            }
+        }
+        if last_reap.elapsed() >= config.heartbeat_interval {
+            last_reap = tokio::time::Instant::now();
+            match broker.reap(config.visibility_timeout).await {
+                Ok(0) => {}
+                Ok(moved) => {
+                    info!(moved, "returned jobs of dead workers to their queues")
+                }
+                Err(e) => warn!(error = %e, "reaping dead workers failed"),
+            }
+        }
+        if delay.is_zero() {
+            tokio::task::yield_now().await;
+            if stop.is_cancelled() {
+                return;
+            }
+        } else if !sleep_or_cancel(delay, &stop).await {
+            return;
+        }
+    }
+}
+
+async fn fetch_loop(
+    shared: Arc<Shared>,
+    queue: String,
+    config: WorkerConfig,
+    stop: CancellationToken,
+) {
+    let mut failures = 0;
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&shared.fetched).acquire_owned() => permit,
+            _ = stop.cancelled() => return,
+        };
+        let Ok(permit) = permit else { return };
+        permit.forget();
+        let extra = shared.fetched.available_permits();
+        let extra = match Arc::clone(&shared.fetched).try_acquire_many_owned(extra as u32) {
+            Ok(p) if extra > 0 => {
+                p.forget();
+                extra
+            }
+            _ => 0,
+        };
+        let capacity = 1 + extra;
+        let fetched = tokio::select! {
+            fetched = shared.broker.fetch(&shared.worker_id, &queue, capacity, config.block_timeout) => fetched,
+            _ = stop.cancelled() => {
+                // Anything a cancelled fetch moved stays in this worker's in-flight list,
+                // which unregistering puts back on the queue.
+                shared.fetched.add_permits(capacity);
+                return;
+            }
+        };
+        let payloads = match fetched {
+            Ok(payloads) => {
+                failures = 0;
+                payloads
+            }
+            Err(e) => {
+                shared.fetched.add_permits(capacity);
+                failures += 1;
+                warn!(queue = %queue, error = %e, "fetching jobs failed; retrying");
+                if !sleep_or_cancel(backoff(failures), &stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        shared
+            .fetched
+            .add_permits(capacity.saturating_sub(payloads.len()));
+        dispatch(&shared, &queue, payloads);
+    }
+}
+
+fn dispatch(shared: &Arc<Shared>, queue: &str, payloads: Vec<String>) {
+    let mut started = Vec::with_capacity(payloads.len());
+    for payload in payloads {
+        let key = shared.outstanding.next.fetch_add(1, Ordering::Relaxed);
+        shared
+            .outstanding
+            .lock()
+            .insert(key, (payload.clone(), queue.to_owned()));
+        let incoming = execute::decode(&payload);
+        if let Incoming::Job(job) = &incoming {
+            started.push(job.id.clone());
+        }
+        tokio::spawn(run_job(Arc::clone(shared), key, payload, incoming));
+    }
+    if !started.is_empty() {
+        // Not awaited: the STARTED state is informational and must not delay the jobs.
+        let broker = Arc::clone(&shared.broker);
+        let ttl = shared.result_ttl;
+        tokio::spawn(async move {
+            if let Err(e) = broker.mark_started(started, ttl).await {
+                debug!(error = %e, "could not record started jobs");
+            }
+        });
+    }
+}
+
+async fn run_job(shared: Arc<Shared>, key: u64, payload: String, incoming: Incoming) {
+    let finished = match incoming {
+        Incoming::Malformed { id, reason } => {
+            execute::malformed(payload, id, reason, &shared.settings)
+        }
+        Incoming::Job(job) => {
+            let slot = tokio::select! {
+                biased;
+                _ = shared.draining.cancelled() => None,
+                slot = Arc::clone(&shared.running).acquire_owned() => slot.ok(),
+            };
+            let Some(_slot) = slot else {
+                // Not started before shutdown: it stays outstanding and is put back.
+                shared.fetched.add_permits(1);
+                return;
+            };
+            execute::run(&shared.app, *job, payload, &shared.settings).await
+        }
+    };
+    if !finished.writes.is_empty() && !apply_writes(&shared, finished.writes).await {
+        return;
+    }
+    // The ack is queued under the lock so a shutdown either sees this job as finished
+    // (ack queued before its flush) or takes it back (and this ack is dropped).
+    let mut outstanding = shared.outstanding.lock();
+    if outstanding.remove(&key).is_some() {
+        let _ = shared.acks.send(AckMessage::Ack {
+            ack: finished.ack,
+            fetched: Arc::clone(&shared.fetched),
+        });
+    }
+}
+
+/// Applies explicit-key writes before the ack, retrying through broker outages; gives up
+/// (leaving the job unacknowledged, so it runs again) only when the worker abandons it.
+async fn apply_writes(shared: &Shared, writes: Vec<crate::task::KeyWrite>) -> bool {
+    let mut failures = 0;
+    loop {
+        match shared.broker.write_keys(writes.clone()).await {
+            Ok(()) => return true,
+            Err(e) => {
+                failures += 1;
+                warn!(error = %e, "writing explicit keys failed; retrying");
+                if !sleep_or_cancel(backoff(failures), &shared.abandoned).await {
+                    return false;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The Facebook CSV export: `id,parent_id,all_post_ids,text,author_name_hash,type,
+//! created_at,like,love,haha,wow,sad,angry,comment,share`.
+
+use std::path::Path;
+
+use posts_model::{ContentItem, Engagements, FacebookEngagements, Platform};
+
+use super::csv_input::{Row, read_csv, urls_in_text};
+use super::{EtlError, RecordError};
+
+const COLUMNS: [&str; 15] = [
+    "id",
+    "parent_id",
+    "all_post_ids",
+    "text",
+    "author_name_hash",
+    "type",
+    "created_at",
+    "like",
+    "love",
+    "haha",
+    "wow",
+    "sad",
+    "angry",
+    "comment",
+    "share",
+];
+
+/// Reads `path`, handing each item or rejected record to `emit`.
+pub(crate) fn read(
+    path: &Path,
+    emit: &mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), EtlError>,
+) -> Result<(), EtlError> {
+    read_csv(path, Platform::Facebook, &COLUMNS, convert, emit)
+}
+
+fn convert(row: &Row<'_>) -> Result<ContentItem, RecordError> {
+    let engagements = FacebookEngagements {
+        like: row.count("like")?,
+        love: row.count("love")?,
+        // The export has no `care` column; newer exports that add one are honoured.
+        care: if row.has_column("care") { row.count("care")? } else { 0 },
+        haha: row.count("haha")?,
+        wow: row.count("wow")?,
+        sad: row.count("sad")?,
+        angry: row.count("angry")?,
+        comment: row.count("comment")?,
+        share: row.count("share")?,
+    };
+    let text = row.text("text").to_owned();
+    let mut item = ContentItem::new(
+        row.required("id")?,
+        row.content_type("type")?,
+        text,
+        row.text("author_name_hash").trim(),
+        row.timestamp("created_at")?,
+        Engagements::Facebook(engagements),
+    );
+    item.parent_id = row.optional("parent_id");
+    item.post_id = row.optional("all_post_ids");
+    item.embedded_urls = Some(urls_in_text(&item.text));
+    Ok(item)
+}

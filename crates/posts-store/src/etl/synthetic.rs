@@ -1,0 +1,514 @@
+//! The deterministic generator of large realistic posts databases for benchmarks:
+//! platform and post/comment mix, threads of comments under posts, text lengths with a
+//! long tail, entity mentions written the ways people write them (plain, ALL CAPS,
+//! #hashtag, @mention), links, emoji, heavy-tailed engagement counts, and timestamps
+//! spread over a range.
+//!
+//! Items are generated in fixed-size chunks, each from its own RNG seeded by the seed and
+//! the chunk number, so the same options always give the same rows. A generator thread
+//! feeds the writer, so generating and inserting overlap.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use chrono::NaiveDate;
+use posts_model::{
+    ContentItem, ContentType, Engagements, FacebookEngagements, Platform, RedditEngagements,
+    Timestamp, TwitterEngagements,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::identity::sha256_hex;
+use super::names::{DOMAINS, EMOJI, HASHTAGS, ORGANISATIONS, PEOPLE, PLACES, WORDS};
+use super::{EtlError, ProgressEvent, SeedSummary};
+use crate::write::{Commit, PostRow, PostsWriter, WriteMode};
+
+/// Items per generation chunk; part of the output's definition (changing it changes the
+/// rows a seed gives).
+const CHUNK: u64 = 8_192;
+/// Distinct authors in a synthetic DB.
+const AUTHORS: usize = 20_000;
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticOptions {
+    /// Number of items.
+    pub count: u64,
+    /// Seed; the same options give the same rows.
+    pub seed: u64,
+    /// Earliest `created_at`.
+    pub from: Timestamp,
+    /// `created_at` stays before this.
+    pub to: Timestamp,
+    /// Session users the items are spread over; 0 picks one per 2,000 items (1 to
+    /// 10,000).
+    pub users: u32,
+}
+
+impl SyntheticOptions {
+    /// `count` items with seed 42 over 2017 (UTC), users picked from the count.
+    pub fn new(count: u64) -> Self {
+        let year = |y| {
+            NaiveDate::from_ymd_opt(y, 1, 1)
+                .map(Timestamp::from_date)
+                .unwrap_or_else(Timestamp::now)
+        };
+        SyntheticOptions {
+            count,
+            seed: 42,
+            from: year(2017),
+            to: year(2018),
+            users: 0,
+        }
+    }
+
+    fn user_count(&self) -> usize {
+        if self.users > 0 {
+            self.users as usize
+        } else {
+            (self.count / 2_000).clamp(1, 10_000) as usize
+        }
+    }
+
+    fn validate(&self) -> Result<(), EtlError> {
+        if self.from >= self.to {
+            return Err(EtlError::InvalidOption {
+                name: "--from/--to",
+                reason: format!("the range {} to {} is empty", self.from, self.to),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parses a `--from`/`--to` bound: a date (`YYYY-MM-DD`, midnight UTC) or any datetime
+/// form [`Timestamp::parse`] accepts.
+pub fn parse_bound(name: &'static str, text: &str) -> Result<Timestamp, EtlError> {
+    if let Ok(date) = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        return Ok(Timestamp::from_date(date));
+    }
+    Timestamp::parse(text.trim()).map_err(|e| EtlError::InvalidOption {
+        name,
+        reason: format!("{e}; a date YYYY-MM-DD is also accepted"),
+    })
+}
+
+/// Builds a synthetic DB at `path` (dropping any posts table there): what the
+/// benchmarks use.
+pub fn build(
+    path: &Path,
+    count: u64,
+    seed: u64,
+    from: Timestamp,
+    to: Timestamp,
+    progress: &mut dyn FnMut(&ProgressEvent),
+) -> Result<SeedSummary, EtlError> {
+    let started = std::time::Instant::now();
+    let options = SyntheticOptions {
+        count,
+        seed,
+        from,
+        to,
+        users: 0,
+    };
+    let mut summary = load(path, &options, WriteMode::DropTable, super::DEFAULT_SALT, progress)?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Generates the rows of `options` into the DB at `path`.
+pub(crate) fn load(
+    path: &Path,
+    options: &SyntheticOptions,
+    mode: WriteMode,
+    salt: &str,
+    progress: &mut dyn FnMut(&ProgressEvent),
+) -> Result<SeedSummary, EtlError> {
+    options.validate()?;
+    let mut writer = PostsWriter::open(path, mode, Commit::AllOrNothing)?;
+    let generator = Generator::new(options, salt);
+    let mut summary = SeedSummary::new(path);
+    summary.users = generator.users.len() as u64;
+    progress(&ProgressEvent::Started {
+        total_rows: Some(options.count),
+    });
+    let chunks = options.count.div_ceil(CHUNK);
+    std::thread::scope(|scope| -> Result<(), EtlError> {
+        // A small bound keeps memory flat while letting generation run ahead of SQLite.
+        let (sender, receiver) = mpsc::sync_channel::<Vec<PostRow>>(4);
+        let generator = &generator;
+        scope.spawn(move || {
+            for chunk in 0..chunks {
+                if sender.send(generator.chunk(chunk)).is_err() {
+                    break;
+                }
+            }
+        });
+        for rows in receiver {
+            for row in rows {
+                summary.counts(row.platform).loaded += 1;
+                writer.push(row)?;
+            }
+            progress(&ProgressEvent::Rows {
+                done: writer.rows(),
+            });
+        }
+        Ok(())
+    })?;
+    progress(&ProgressEvent::Finishing);
+    summary.rows_written = writer.finish()?;
+    Ok(summary)
+}
+
+/// Everything chunk generation shares.
+pub struct Generator {
+    options: SyntheticOptions,
+    authors: Vec<String>,
+    users: Vec<String>,
+}
+
+/// A post comments can attach to.
+struct Thread {
+    id: String,
+    created_at: i64,
+    /// Recent comment ids, for nested replies.
+    comments: Vec<String>,
+}
+
+impl Generator {
+    /// Prepares author and user pools (salted like real session users).
+    pub fn new(options: &SyntheticOptions, salt: &str) -> Self {
+        let authors = (0..AUTHORS)
+            .map(|i| sha256_hex(&["synthetic_author_", &i.to_string()]))
+            .collect();
+        let users = (0..options.user_count())
+            .map(|i| sha256_hex(&[&format!("synthetic_user_{i:05}"), salt]))
+            .collect();
+        Generator {
+            options: options.clone(),
+            authors,
+            users,
+        }
+    }
+
+    /// The rows of chunk `index` (items `index * 8192 ..`), always the same for the
+    /// same options.
+    pub fn chunk(&self, index: u64) -> Vec<PostRow> {
+        let o = &self.options;
+        let first = index * CHUNK;
+        let last = (first + CHUNK).min(o.count);
+        let mut rng = SmallRng::seed_from_u64(o.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let span = (o.to.unix_seconds() - o.from.unix_seconds()).max(1);
+        let base = o.from.unix_seconds();
+        let mut threads: [Vec<Thread>; 3] = Default::default();
+        let mut rows = Vec::with_capacity((last.saturating_sub(first)) as usize);
+        for n in first..last {
+            let platform = pick_platform(rng.random());
+            let open = &mut threads[platform as usize];
+            let comment_share = match platform {
+                Platform::Facebook => 0.7,
+                Platform::Reddit => 0.8,
+                Platform::Twitter => 0.35,
+            };
+            let at_index = base + (span as f64 * (n as f64 + rng.random::<f64>()) / o.count as f64) as i64;
+            let id = format!("syn{}-{n:010}", o.seed);
+            let is_comment = !open.is_empty() && rng.random_bool(comment_share);
+            let (content_type, created, post_id, parent_id) = if is_comment {
+                let pick_thread = rng.random_range(0..open.len());
+                let thread = &mut open[pick_thread];
+                let delay = rng.random_range(60..172_800);
+                let created = (thread.created_at + delay).clamp(base, base + span - 1);
+                let parent = if !thread.comments.is_empty() && rng.random_bool(0.3) {
+                    thread.comments[rng.random_range(0..thread.comments.len())].clone()
+                } else {
+                    thread.id.clone()
+                };
+                if thread.comments.len() < 8 {
+                    thread.comments.push(id.clone());
+                } else {
+                    let slot = rng.random_range(0..8);
+                    thread.comments[slot] = id.clone();
+                }
+                (ContentType::Comment, created, Some(thread.id.clone()), Some(parent))
+            } else {
+                let created = at_index.clamp(base, base + span - 1);
+                let thread = Thread {
+                    id: id.clone(),
+                    created_at: created,
+                    comments: Vec::new(),
+                };
+                if open.len() < 48 {
+                    open.push(thread);
+                } else {
+                    let slot = rng.random_range(0..open.len());
+                    open[slot] = thread;
+                }
+                (ContentType::Post, created, Some(id.clone()), None)
+            };
+            let is_post = content_type == ContentType::Post;
+            let mut urls = Vec::new();
+            let text = compose_text(&mut rng, platform, is_post, &mut urls);
+            let created_at = Timestamp::from_unix_seconds(created).unwrap_or(o.from);
+            let author = &self.authors[skewed(&mut rng, self.authors.len())];
+            let mut item = ContentItem::new(
+                id,
+                content_type,
+                text,
+                author.as_str(),
+                created_at,
+                engagements(&mut rng, platform, is_post),
+            );
+            item.parent_id = parent_id;
+            match platform {
+                Platform::Twitter => {
+                    item.language = Some(if rng.random_bool(0.95) { "en" } else { "und" }.to_owned());
+                }
+                Platform::Reddit => {
+                    item.post_id = post_id;
+                    if is_post {
+                        let title_length = rng.random_range(20..110);
+                        item.title = Some(sentence(&mut rng, title_length));
+                    }
+                }
+                Platform::Facebook => item.post_id = post_id,
+            }
+            item.embedded_urls = Some(urls);
+            let user = &self.users[rng.random_range(0..self.users.len())];
+            let seen = created_at.plus_seconds(rng.random_range(60..21_600)).unwrap_or(created_at);
+            rows.push(PostRow {
+                session_timestamp: seen.to_db_string(),
+                session_user_id: user.clone(),
+                platform,
+                content_type,
+                author_name_hash: item.author_name_hash.clone(),
+                created_at: created_at.to_db_string(),
+                post_blob: item.to_json(),
+                id: item.id,
+            });
+        }
+        rows
+    }
+}
+
+/// Platform mix of the research teams' data: facebook 11 : reddit 7.4 : twitter 1.25.
+fn pick_platform(u: f64) -> Platform {
+    const FACEBOOK: f64 = 11.0 / 19.65;
+    const REDDIT: f64 = (11.0 + 7.4) / 19.65;
+    if u < FACEBOOK {
+        Platform::Facebook
+    } else if u < REDDIT {
+        Platform::Reddit
+    } else {
+        Platform::Twitter
+    }
+}
+
+/// An index in `0..len` favouring small values: a few prolific authors, a long tail.
+fn skewed(rng: &mut SmallRng, len: usize) -> usize {
+    let u: f64 = rng.random();
+    ((u * u * u) * len as f64) as usize % len.max(1)
+}
+
+/// A Pareto-like count: mostly small, occasionally very large.
+fn heavy(rng: &mut SmallRng, scale: f64) -> u64 {
+    let u: f64 = rng.random_range(0.0..0.999);
+    ((1.0 / (1.0 - u) - 1.0) * scale) as u64
+}
+
+fn engagements(rng: &mut SmallRng, platform: Platform, is_post: bool) -> Engagements {
+    let scale = if is_post { 6.0 } else { 1.5 };
+    match platform {
+        Platform::Twitter => Engagements::Twitter(TwitterEngagements {
+            retweet: heavy(rng, scale),
+            like: heavy(rng, scale * 4.0),
+            comment: heavy(rng, scale / 2.0),
+            share: heavy(rng, scale / 4.0),
+        }),
+        Platform::Reddit => {
+            let upvote = heavy(rng, scale * 5.0);
+            let downvote = heavy(rng, scale);
+            Engagements::Reddit(RedditEngagements {
+                upvote: Some(upvote),
+                downvote: Some(downvote),
+                score: Some(upvote as i64 - downvote as i64),
+                comment: if is_post { heavy(rng, 8.0) } else { heavy(rng, 0.5) },
+                award: u64::from(rng.random_bool(0.01)),
+                absent: Default::default(),
+            })
+        }
+        Platform::Facebook => Engagements::Facebook(FacebookEngagements {
+            like: heavy(rng, scale * 4.0),
+            love: heavy(rng, scale),
+            care: heavy(rng, scale / 8.0),
+            haha: heavy(rng, scale / 2.0),
+            wow: heavy(rng, scale / 6.0),
+            sad: heavy(rng, scale / 6.0),
+            angry: heavy(rng, scale / 4.0),
+            comment: heavy(rng, scale),
+            share: heavy(rng, scale / 3.0),
+        }),
+    }
+}
+
+/// Target text length: 45% short, 35% medium, 15% long, 5% very long.
+fn text_length(rng: &mut SmallRng, platform: Platform) -> usize {
+    let u: f64 = rng.random();
+    let len = if u < 0.45 {
+        rng.random_range(12..80)
+    } else if u < 0.80 {
+        rng.random_range(80..220)
+    } else if u < 0.95 {
+        rng.random_range(220..600)
+    } else {
+        rng.random_range(600..2_000)
+    };
+    if platform == Platform::Twitter { len.min(270) } else { len }
+}
+
+fn pick<'a>(rng: &mut SmallRng, list: &[&'a str]) -> &'a str {
+    list[rng.random_range(0..list.len())]
+}
+
+/// An entity mention in one of the forms people write.
+fn mention(rng: &mut SmallRng, out: &mut String) {
+    let (name, is_person_or_org) = match rng.random_range(0..3) {
+        0 => (pick(rng, PEOPLE), true),
+        1 => (pick(rng, PLACES), false),
+        _ => (pick(rng, ORGANISATIONS), true),
+    };
+    let form: f64 = rng.random();
+    if form < 0.72 {
+        out.push_str(name);
+    } else if form < 0.82 {
+        out.extend(name.chars().flat_map(char::to_uppercase));
+    } else if form < 0.92 || !is_person_or_org {
+        out.push('#');
+        out.extend(name.chars().filter(|c| c.is_alphanumeric()));
+    } else {
+        out.push('@');
+        out.extend(name.chars().filter(|c| c.is_alphanumeric()));
+    }
+}
+
+/// One sentence of roughly `target` bytes.
+fn sentence(rng: &mut SmallRng, target: usize) -> String {
+    let mut out = String::with_capacity(target + 24);
+    append_sentence(rng, &mut out, target);
+    out
+}
+
+fn append_sentence(rng: &mut SmallRng, out: &mut String, target: usize) {
+    let start = out.len();
+    let shout = rng.random_bool(0.04);
+    let mut first = true;
+    while out.len() - start < target {
+        if !first {
+            out.push(' ');
+        }
+        if rng.random_bool(0.09) {
+            mention(rng, out);
+        } else {
+            let word = pick(rng, WORDS);
+            if first || shout {
+                let mut chars = word.chars();
+                if let Some(c) = chars.next() {
+                    out.extend(c.to_uppercase());
+                    if shout {
+                        out.extend(chars.flat_map(char::to_uppercase));
+                    } else {
+                        out.push_str(chars.as_str());
+                    }
+                }
+            } else {
+                out.push_str(word);
+            }
+        }
+        first = false;
+    }
+    out.push_str(match rng.random_range(0..10) {
+        0..=5 => ".",
+        6 | 7 => "!",
+        8 => "?",
+        _ => "!!!",
+    });
+}
+
+fn compose_text(rng: &mut SmallRng, platform: Platform, is_post: bool, urls: &mut Vec<String>) -> String {
+    if platform == Platform::Reddit {
+        let u: f64 = rng.random();
+        if u < 0.03 {
+            return "[removed]".to_owned();
+        } else if u < 0.05 {
+            return "[deleted]".to_owned();
+        } else if is_post && u < 0.40 {
+            // Link posts: the title says it all, the body is empty.
+            urls.push(link(rng));
+            return String::new();
+        }
+    }
+    let target = text_length(rng, platform);
+    let mut text = String::with_capacity(target + 64);
+    if platform == Platform::Twitter && !is_post {
+        text.push('@');
+        text.extend(pick(rng, PEOPLE).chars().filter(|c| c.is_alphanumeric()));
+        text.push(' ');
+    }
+    while text.len() < target {
+        if !text.is_empty() && !text.ends_with(' ') {
+            text.push(' ');
+        }
+        let remaining = target - text.len();
+        let sentence_length = remaining.clamp(8, rng.random_range(30..140));
+        append_sentence(rng, &mut text, sentence_length);
+    }
+    if rng.random_bool(0.15) {
+        text.push(' ');
+        text.push_str(pick(rng, EMOJI));
+    }
+    if platform == Platform::Twitter && rng.random_bool(0.4) {
+        text.push(' ');
+        text.push_str(pick(rng, HASHTAGS));
+    }
+    if rng.random_bool(0.08) {
+        let url = link(rng);
+        text.push(' ');
+        text.push_str(&url);
+        urls.push(url);
+    }
+    text
+}
+
+fn link(rng: &mut SmallRng) -> String {
+    format!(
+        "https://{}/{}/{}",
+        pick(rng, DOMAINS),
+        rng.random_range(2010..2020),
+        rng.random_range(10_000..99_999_999)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_deterministic_and_valid() {
+        let options = SyntheticOptions::new(3_000);
+        let a = Generator::new(&options, "salt").chunk(0);
+        let b = Generator::new(&options, "salt").chunk(0);
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 3_000);
+        let other = Generator::new(&SyntheticOptions { seed: 7, ..options.clone() }, "salt").chunk(0);
+        assert_ne!(a, other);
+        for row in &a {
+            let item = ContentItem::from_json(&row.post_blob);
+            assert_eq!(item.as_ref().map(|i| i.platform()).ok(), Some(row.platform), "{row:?}");
+            assert!(row.created_at.as_str() >= "2017-01-01" && row.created_at.as_str() < "2018", "{row:?}");
+        }
+        let platforms: std::collections::BTreeSet<_> = a.iter().map(|r| r.platform).collect();
+        let comments = a.iter().filter(|r| r.content_type == ContentType::Comment).count();
+        assert_eq!(platforms.len(), 3);
+        assert!(comments > 1_000 && comments < 2_800, "{comments} comments");
+    }
+}

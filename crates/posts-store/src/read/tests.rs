@@ -1,0 +1,305 @@
+//! Tests of the read side on hand-made databases of both schema variants.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+/// The seed's schema (text ids).
+const TEXT_ID_DDL: &str = "CREATE TABLE posts (id TEXT PRIMARY KEY, session_timestamp TIMESTAMP, \
+    session_user_id TEXT, platform TEXT, type TEXT, author_name_hash TEXT, created_at TIMESTAMP, \
+    post_blob TEXT)";
+/// The later published variant (integer ids, extra post_id).
+const INTEGER_ID_DDL: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+    post_id TEXT, session_timestamp TIMESTAMP, session_user_id TEXT, platform TEXT, type TEXT, \
+    author_name_hash TEXT, created_at TIMESTAMP, post_blob TEXT)";
+const INDEXES: &str = "CREATE INDEX idx_posts_created_at ON posts (created_at); \
+    CREATE INDEX idx_posts_session_user_id ON posts (session_user_id); \
+    CREATE INDEX idx_posts_platform ON posts (platform);";
+
+#[derive(Clone, Copy)]
+enum Variant {
+    TextId,
+    IntegerId,
+}
+
+/// Creates a posts DB at `path` holding one post per `created_at` value.
+fn make_db(path: &Path, variant: Variant, indexed: bool, created: &[String]) {
+    let mut conn = Connection::open(path).unwrap();
+    match variant {
+        Variant::TextId => conn.execute_batch(TEXT_ID_DDL).unwrap(),
+        Variant::IntegerId => conn.execute_batch(INTEGER_ID_DDL).unwrap(),
+    }
+    if indexed {
+        conn.execute_batch(INDEXES).unwrap();
+    }
+    let tx = conn.transaction().unwrap();
+    {
+        let sql = match variant {
+            Variant::TextId => {
+                "INSERT INTO posts (id, platform, type, created_at, post_blob) \
+                 VALUES (?1, ?2, 'post', ?3, ?4)"
+            }
+            Variant::IntegerId => {
+                "INSERT INTO posts (post_id, platform, type, created_at, post_blob) \
+                 VALUES (?1, ?2, 'post', ?3, ?4)"
+            }
+        };
+        let mut stmt = tx.prepare(sql).unwrap();
+        for (i, at) in created.iter().enumerate() {
+            let platform = ["twitter", "reddit", "facebook"][i % 3];
+            let blob = format!(r#"{{"id":"p{i}","text":"post number {i}"}}"#);
+            stmt.execute((format!("p{i}"), platform, at, blob)).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+fn file_digest(path: &Path) -> Vec<u8> {
+    Sha256::digest(std::fs::read(path).unwrap()).to_vec()
+}
+
+/// Timestamps around the boundary the issue names, shuffled so rowid order is not time order.
+fn boundary_timestamps() -> Vec<String> {
+    [
+        "2017-05-30 23:59:59",
+        "2017-05-31 00:00:00",
+        "2017-06-01 00:00:05",
+        "2017-05-31 12:30:00",
+        "2017-06-01",
+        "2017-06-02 08:00:00",
+        "2017-05-31",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `n` timestamps one minute apart from 2017-05-01, in a scrambled order.
+fn many_timestamps(n: usize) -> Vec<String> {
+    let start = chrono::NaiveDate::from_ymd_opt(2017, 5, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap();
+    (0..n)
+        .map(|i| {
+            let minute = (i * 7919) % n;
+            (start + chrono::Duration::minutes(minute as i64))
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .collect()
+}
+
+fn scan_created_at(pool: &ReadPool, range: &CreatedAtRange) -> Vec<String> {
+    let mut seen = Vec::new();
+    let outcome = pool
+        .scan(range, |row| {
+            seen.push(row.created_at.unwrap().to_owned());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(outcome.rows as usize, seen.len());
+    assert!(!outcome.stopped);
+    seen.sort();
+    seen
+}
+
+#[test]
+fn missing_database_is_a_typed_error_and_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.db");
+    let err = ReadPool::open(&path).unwrap_err();
+    assert!(matches!(err, ReadError::MissingDatabase { .. }), "{err:?}");
+    assert!(err.to_string().contains("absent.db"));
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.db");
+    std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+    let err = ReadPool::open(&path).unwrap_err();
+    assert!(matches!(err, ReadError::Open { .. }), "{err:?}");
+}
+
+#[test]
+fn writes_through_the_read_path_fail_and_leave_the_file_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(&path, Variant::TextId, true, &boundary_timestamps());
+    let before = file_digest(&path);
+    let pool = ReadPool::open(&path).unwrap();
+    let conn = pool.get().unwrap();
+    let other = dir.path().join("other.db");
+    let attempts = [
+        "INSERT INTO posts (id, platform) VALUES ('x', 'twitter')".to_owned(),
+        "UPDATE posts SET platform = 'x'".to_owned(),
+        "DELETE FROM posts".to_owned(),
+        "DROP TABLE posts".to_owned(),
+        "CREATE TABLE evil (x)".to_owned(),
+        "CREATE TEMP TABLE scratch (x)".to_owned(),
+        "PRAGMA query_only = OFF".to_owned(),
+        "PRAGMA user_version = 7".to_owned(),
+        "PRAGMA journal_mode = DELETE".to_owned(),
+        format!("ATTACH DATABASE '{}' AS other", other.display()),
+        format!("VACUUM INTO '{}'", other.display()),
+        "BEGIN IMMEDIATE".to_owned(),
+        "ANALYZE".to_owned(),
+    ];
+    for sql in &attempts {
+        assert!(conn.execute_batch(sql).is_err(), "{sql} was accepted");
+    }
+    assert!(!other.exists(), "a statement created a file");
+    let query_only: i64 = conn
+        .query_row("PRAGMA query_only", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(query_only, 1);
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM posts", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(count, 7);
+    drop(conn);
+    drop(pool);
+    assert_eq!(file_digest(&path), before);
+}
+
+#[test]
+fn scan_uses_between_string_semantics_on_both_variants() {
+    for variant in [Variant::TextId, Variant::IntegerId] {
+        for indexed in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("posts.db");
+            make_db(&path, variant, indexed, &boundary_timestamps());
+            let pool = ReadPool::open(&path).unwrap();
+            let got = scan_created_at(&pool, &CreatedAtRange::new("2017-05-31", "2017-06-01"));
+            // '2017-06-01 00:00:05' > '2017-06-01' as text, so it is outside the range.
+            assert_eq!(
+                got,
+                ["2017-05-31", "2017-05-31 00:00:00", "2017-05-31 12:30:00", "2017-06-01"]
+            );
+        }
+    }
+}
+
+#[test]
+fn scan_streams_and_stops_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(&path, Variant::IntegerId, true, &many_timestamps(5000));
+    let pool = ReadPool::open(&path).unwrap();
+    let mut blobs = 0;
+    let outcome = pool
+        .scan(&CreatedAtRange::new("2017-01-01", "2018-01-01"), |row| {
+            assert!(row.platform.is_some());
+            blobs += usize::from(row.post_blob.is_some_and(|b| b.starts_with(b"{")));
+            if blobs == 10 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ScanOutcome {
+            rows: 10,
+            stopped: true
+        }
+    );
+}
+
+#[test]
+fn scan_reports_a_missing_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE posts (id TEXT, created_at TEXT)")
+        .unwrap();
+    let pool = ReadPool::open(&path).unwrap();
+    let err = pool
+        .plan_scan(&CreatedAtRange::new("2017-01-01", "2018-01-01"), 4)
+        .unwrap_err();
+    assert!(err.to_string().contains("platform, post_blob"), "{err}");
+}
+
+/// Scans every part of a plan and checks their union is exactly the single scan's rows.
+fn check_plan(pool: &ReadPool, range: &CreatedAtRange, parts: usize) -> ScanStrategy {
+    let plan = pool.plan_scan(range, parts).unwrap();
+    assert!(plan.parts().len() <= parts.max(1));
+    let conn = pool.get().unwrap();
+    let mut by_parts = Vec::new();
+    for part in plan.parts() {
+        part.for_each(&conn, |row| {
+            by_parts.push(row.rowid);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    }
+    let unique: BTreeSet<i64> = by_parts.iter().copied().collect();
+    assert_eq!(unique.len(), by_parts.len(), "a row was seen twice");
+    let mut whole = BTreeSet::new();
+    pool.scan(range, |row| {
+        whole.insert(row.rowid);
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(unique, whole);
+    plan.strategy()
+}
+
+#[test]
+fn plans_cover_the_range_exactly_once() {
+    for variant in [Variant::TextId, Variant::IntegerId] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("posts.db");
+        make_db(&path, variant, true, &many_timestamps(30_000));
+        let pool = ReadPool::open(&path).unwrap();
+        let everything = CreatedAtRange::new("2017-05-01", "2017-06-01");
+        assert_eq!(check_plan(&pool, &everything, 8), ScanStrategy::RowidSpans);
+        // About 1/5 of the rows: selective enough for the index.
+        let week = CreatedAtRange::new("2017-05-03", "2017-05-07 23:59:59");
+        assert_eq!(
+            check_plan(&pool, &week, 4),
+            ScanStrategy::CreatedAtQuantiles
+        );
+        let hour = CreatedAtRange::new("2017-05-05 10:00:00", "2017-05-05 11:00:00");
+        assert_eq!(check_plan(&pool, &hour, 4), ScanStrategy::Single);
+        let none = CreatedAtRange::new("2018-01-01", "2018-12-31");
+        assert_eq!(check_plan(&pool, &none, 4), ScanStrategy::Single);
+        assert_eq!(check_plan(&pool, &everything, 1), ScanStrategy::Single);
+    }
+}
+
+#[test]
+fn plans_without_a_created_at_index_use_rowid_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(&path, Variant::TextId, false, &many_timestamps(10_000));
+    let pool = ReadPool::open(&path).unwrap();
+    let week = CreatedAtRange::new("2017-05-03", "2017-05-07 23:59:59");
+    assert_eq!(check_plan(&pool, &week, 3), ScanStrategy::RowidSpans);
+}
+
+#[test]
+fn quantile_cuts_keep_equal_timestamps_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    // 30,000 rows but only 3 distinct timestamps in the selective range.
+    let mut created = many_timestamps(24_000);
+    created.extend((0..6000).map(|i| format!("2016-01-0{} 00:00:00", 1 + i % 3)));
+    make_db(&path, Variant::TextId, true, &created);
+    let pool = ReadPool::open(&path).unwrap();
+    let range = CreatedAtRange::new("2016-01-01", "2016-12-31");
+    assert_eq!(
+        check_plan(&pool, &range, 8),
+        ScanStrategy::CreatedAtQuantiles
+    );
+    let plan = pool.plan_scan(&range, 8).unwrap();
+    assert!(plan.parts().len() <= 3, "{} parts", plan.parts().len());
+}

@@ -1,0 +1,158 @@
+//! Command-line interface: global options, the subcommand list and how each one reaches
+//! the broker and the posts database.
+
+mod dead;
+mod demo;
+mod entities;
+mod get_key;
+mod run;
+mod seed;
+mod status;
+mod submit;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use jobq::{Broker, MemoryBroker, RedisBroker};
+use tracing_subscriber::EnvFilter;
+
+/// Background analytics over social-media post history: a jobq worker for the posts DB.
+#[derive(Parser)]
+#[command(name = "posts-worker", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every subcommand accepts.
+#[derive(clap::Args, Clone)]
+pub struct GlobalOptions {
+    /// Redis URL (`redis://` or `rediss://`, password in the URL).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0", global = true)]
+    pub redis_url: String,
+    /// Path of the SQLite posts database.
+    #[arg(long, env = "POSTS_DB_PATH", default_value = "sample_data/sample_posts.db", global = true)]
+    pub db: PathBuf,
+    /// jobq namespace: every key lives under the hash tag `{namespace}`.
+    #[arg(long, env = "JOBQ_NAMESPACE", default_value = "posts", global = true)]
+    pub namespace: String,
+    /// Which broker to use; `memory` keeps jobs inside this process.
+    #[arg(long, value_enum, env = "POSTS_WORKER_BROKER", global = true)]
+    pub broker: Option<BrokerKind>,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+pub enum BrokerKind {
+    Redis,
+    Memory,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the worker and the scheduler (the default).
+    Run(run::Args),
+    /// Enqueue a task, like Celery's `.delay()`.
+    Submit(submit::Args),
+    /// Print the JSON stored at an explicit result key.
+    GetKey(get_key::Args),
+    /// Queues, jobs in flight, delayed and dead jobs, live workers and schedules.
+    Status(status::Args),
+    /// List, requeue or purge dead-lettered jobs.
+    Dead(dead::Args),
+    /// Extract named entities from stdin, one text per line, one JSON array per line.
+    Entities(entities::Args),
+    /// Seed the posts DB from the sample data.
+    Seed(seed::Args),
+    /// Run the example driver: a worker in-process and the three tasks end to end.
+    Demo(demo::Args),
+}
+
+/// Runs the chosen subcommand and returns the process exit code.
+pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    match cli.command.unwrap_or_else(|| Command::Run(run::Args::default())) {
+        Command::Run(args) => run::run(&global, args).await,
+        Command::Submit(args) => submit::run(&global, args).await,
+        Command::GetKey(args) => get_key::run(&global, args).await,
+        Command::Status(args) => status::run(&global, args).await,
+        Command::Dead(args) => dead::run(&global, args).await,
+        Command::Entities(args) => entities::run(args),
+        Command::Seed(args) => seed::run(&global, args),
+        Command::Demo(args) => demo::run(&global, args).await,
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level. Long-running commands log at
+/// `info`, client commands only warn so their stdout stays machine-readable.
+pub fn init_tracing(command: Option<&Command>) {
+    let default = match command {
+        None | Some(Command::Run(_)) => "info",
+        Some(_) => "warn",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// How long a client command waits for Redis to answer before it gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Connects to the Redis broker and checks that it answers, with a one-line error that
+/// says what to do when it does not.
+async fn connect_redis(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker>> {
+    let broker = RedisBroker::connect(&global.redis_url, &global.namespace)
+        .await
+        .with_context(|| format!("cannot use Redis URL {}", global.redis_url))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, broker.ping()).await {
+        Ok(Ok(())) => Ok(Arc::new(broker)),
+        Ok(Err(err)) => Err(unreachable_redis(global, &err.to_string())),
+        Err(_) => Err(unreachable_redis(global, "no answer within 3 s")),
+    }
+}
+
+fn unreachable_redis(global: &GlobalOptions, reason: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no Redis answers at {} ({reason}); start one (e.g. `redis-server`), point --redis-url/REDIS_URL at it, or use --broker memory",
+        global.redis_url
+    )
+}
+
+/// The broker a client command talks to. The memory broker lives inside one process, so
+/// commands that talk to a worker elsewhere need Redis.
+async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> {
+    if global.broker == Some(BrokerKind::Memory) {
+        anyhow::bail!(
+            "--broker memory keeps jobs inside one process, so this command cannot reach a worker; use Redis, or `posts-worker demo` to try the tasks in-process"
+        );
+    }
+    Ok(connect_redis(global).await?)
+}
+
+/// The broker a worker process uses: Redis unless `--broker memory` was asked for.
+async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> {
+    match global.broker {
+        Some(BrokerKind::Memory) => Ok(Arc::new(MemoryBroker::new(&global.namespace))),
+        _ => Ok(connect_redis(global).await?),
+    }
+}
+
+/// Opens the posts DB for reading, with a one-line error that says how to create it.
+fn open_posts_env(global: &GlobalOptions) -> anyhow::Result<Arc<posts_worker::tasks::PostsEnv>> {
+    if !global.db.exists() {
+        anyhow::bail!(
+            "posts database {} does not exist; create it with `cargo xtask seed` (or `posts-worker seed`), or point --db/POSTS_DB_PATH at one",
+            global.db.display()
+        );
+    }
+    let env = posts_worker::tasks::PostsEnv::open(&global.db)
+        .with_context(|| format!("cannot open posts database {}", global.db.display()))?;
+    Ok(Arc::new(env))
+}

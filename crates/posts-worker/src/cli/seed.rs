@@ -1,0 +1,31 @@
+//! `posts-worker seed`: build the posts DB from the sample data with the same loader as
+//! `cargo xtask seed`, for deployments that ship the binary without the source tree.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use posts_store::etl::{SeedOptions, seed};
+
+use super::GlobalOptions;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory holding facebook.csv, reddit.csv, twitter.json and *.jsonl.
+    #[arg(long, default_value = "sample_data/raw")]
+    raw_dir: PathBuf,
+    /// Do nothing when the DB already exists.
+    #[arg(long)]
+    if_missing: bool,
+}
+
+pub fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+    if args.if_missing && global.db.exists() {
+        println!("{} exists; nothing to do", global.db.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut options = SeedOptions::sample(&global.db);
+    options.raw_dir = args.raw_dir;
+    let summary = seed(&options)?;
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,84 @@
+//! `posts-worker submit`: enqueue a task like Celery's `.delay()`, optionally wait for it.
+//!
+//! Exit codes with `--wait`: 0 with the result as JSON on stdout; 1 with
+//! `{"error":{"kind":..,"message":..}}` on stderr when the task failed; 2 on timeout.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use jobq::{Client, Error};
+use serde_json::{Value, json};
+
+use super::{GlobalOptions, client_broker};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Task name, e.g. `substring_matches_by_platform`.
+    task: String,
+    /// Positional arguments: each is parsed as JSON when it is valid JSON, else taken as a string.
+    #[arg(allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// Wait up to SECS for the result and print it.
+    #[arg(long, value_name = "SECS")]
+    wait: Option<f64>,
+}
+
+/// Exit code when `--wait` ran out before the result arrived.
+const EXIT_TIMEOUT: u8 = 2;
+
+pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+    let wait = args.wait.map(wait_duration).transpose()?;
+    let client = Client::new(client_broker(global).await?);
+    let positional: Vec<Value> = args.args.iter().map(|arg| parse_arg(arg)).collect();
+    let result = client.delay::<Value>(&args.task, positional).await?;
+    let Some(wait) = wait else {
+        println!("{}", result.id());
+        return Ok(ExitCode::SUCCESS);
+    };
+    match result.get(wait).await {
+        Ok(value) => {
+            println!("{value}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(Error::Failed(failure)) => {
+            eprintln!("{}", json!({"error": {"kind": failure.kind, "message": failure.message}}));
+            Ok(ExitCode::FAILURE)
+        }
+        Err(Error::Timeout { .. }) => {
+            eprintln!("timed out after {:?} waiting for job {}", wait, result.id());
+            Ok(ExitCode::from(EXIT_TIMEOUT))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// A command-line argument as a JSON value: `10` is a number, `"10"` and `trump` are strings.
+fn parse_arg(arg: &str) -> Value {
+    serde_json::from_str(arg).unwrap_or_else(|_| Value::String(arg.to_owned()))
+}
+
+fn wait_duration(secs: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| anyhow::anyhow!("--wait must be a non-negative number of seconds, got {secs}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_are_json_when_they_parse_else_strings() {
+        assert_eq!(parse_arg("10"), json!(10));
+        assert_eq!(parse_arg("trump"), json!("trump"));
+        assert_eq!(parse_arg("2017-05-31"), json!("2017-05-31"));
+        assert_eq!(parse_arg("\"10\""), json!("10"));
+        assert_eq!(parse_arg("[1,2]"), json!([1, 2]));
+        assert_eq!(parse_arg("null"), Value::Null);
+    }
+
+    #[test]
+    fn negative_wait_is_refused() {
+        assert!(wait_duration(-1.0).is_err());
+        assert_eq!(wait_duration(1.5).ok(), Some(Duration::from_millis(1500)));
+    }
+}

@@ -1,0 +1,84 @@
+//! Cancellation of a task run: a flag long loops poll, plus SQLite interrupts for the
+//! connections the run is using, so a time limit stops work inside SQLite too.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{Connection, InterruptHandle};
+
+/// Cancels one task run. Cloning shares it; jobq's `TaskContext::on_cancel` calls
+/// [`CancelToken::cancel`] when the run's time limit fires.
+#[derive(Clone, Default)]
+pub struct CancelToken {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    cancelled: AtomicBool,
+    next_id: AtomicU64,
+    running: Mutex<Vec<(u64, InterruptHandle)>>,
+}
+
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels the run: sets the flag and interrupts every SQLite statement it is running.
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::Release);
+        for (_, handle) in self.running().iter() {
+            handle.interrupt();
+        }
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Makes `cancel` interrupt `conn` until the returned guard drops. Drop the guard before
+    /// the connection goes back to its pool, or a late cancel could hit another run's query.
+    pub(crate) fn watch(&self, conn: &Connection) -> InterruptGuard {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let handle = conn.get_interrupt_handle();
+        self.running().push((id, handle));
+        // A cancel that ran before the push did not see this connection.
+        if self.is_cancelled() {
+            conn.get_interrupt_handle().interrupt();
+        }
+        InterruptGuard {
+            token: self.clone(),
+            id,
+        }
+    }
+
+    fn running(&self) -> MutexGuard<'_, Vec<(u64, InterruptHandle)>> {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Keeps a connection registered with a [`CancelToken`]; see [`CancelToken::watch`].
+pub(crate) struct InterruptGuard {
+    token: CancelToken,
+    id: u64,
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        self.token.running().retain(|(id, _)| *id != self.id);
+    }
+}

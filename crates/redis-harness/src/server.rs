@@ -1,0 +1,208 @@
+//! A throwaway local `redis-server` on a free loopback port: no persistence, its own
+//! temporary directory, killed on drop and when the test process ends.
+
+use std::fs;
+use std::io::{self, ErrorKind};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::error::HarnessError;
+use crate::ping::answers_ping;
+use crate::spawn::spawn_tied_to_process;
+
+/// The binary to run; `REDIS_SERVER` overrides it for machines where it is not on PATH.
+const BINARY_ENV: &str = "REDIS_SERVER";
+const DEFAULT_BINARY: &str = "redis-server";
+/// Generous because CI machines are slow under load; a healthy server answers in ~10 ms.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+const PING_TIMEOUT: Duration = Duration::from_millis(250);
+/// Another process may take the probed port before redis binds it.
+const PORT_ATTEMPTS: usize = 5;
+
+/// A running (or killed) `redis-server` this process owns.
+#[derive(Debug)]
+pub(crate) struct LocalServer {
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl LocalServer {
+    /// Starts a server on a free port and waits until it answers PING.
+    pub(crate) fn start() -> Result<LocalServer, HarnessError> {
+        let dir = tempfile::Builder::new()
+            .prefix("redis-harness-")
+            .tempdir()
+            .map_err(|e| HarnessError::io("creating a temporary directory for redis-server", e))?;
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port()?;
+            match launch(port, dir.path()) {
+                Ok(child) => {
+                    return Ok(LocalServer {
+                        port,
+                        dir,
+                        child: Some(child),
+                    });
+                }
+                Err(LaunchError::ExitedEarly(error)) => last_error = Some(error),
+                Err(LaunchError::Fatal(error)) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| HarnessError::NoRedis {
+            reason: "redis-server never started".into(),
+        }))
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// SIGKILLs the server and reaps it; a no-op when it is not running.
+    pub(crate) fn kill(&mut self) -> Result<(), HarnessError> {
+        if let Some(mut child) = self.child.take() {
+            match child.kill() {
+                Ok(()) => {}
+                // Already exited on its own: reaping below is all that is left to do.
+                Err(e) if e.kind() == ErrorKind::InvalidInput => {}
+                Err(e) => {
+                    self.child = Some(child);
+                    return Err(HarnessError::io("killing redis-server", e));
+                }
+            }
+            child
+                .wait()
+                .map_err(|e| HarnessError::io("waiting for the killed redis-server", e))?;
+        }
+        Ok(())
+    }
+
+    /// Kills the server if it runs, then starts a fresh one (empty data) on the same port.
+    pub(crate) fn restart(&mut self) -> Result<(), HarnessError> {
+        self.kill()?;
+        let child = launch(self.port, self.dir.path()).map_err(LaunchError::into_error)?;
+        self.child = Some(child);
+        Ok(())
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+enum LaunchError {
+    /// The server exited before answering, usually because the port was taken.
+    ExitedEarly(HarnessError),
+    Fatal(HarnessError),
+}
+
+impl LaunchError {
+    fn into_error(self) -> HarnessError {
+        match self {
+            LaunchError::ExitedEarly(e) | LaunchError::Fatal(e) => e,
+        }
+    }
+}
+
+fn binary() -> String {
+    std::env::var(BINARY_ENV).unwrap_or_else(|_| DEFAULT_BINARY.to_string())
+}
+
+/// Starts redis-server on `port` and waits until it answers PING.
+fn launch(port: u16, dir: &Path) -> Result<Child, LaunchError> {
+    let binary = binary();
+    let log_file = log_path(dir, port);
+    let mut command = Command::new(&binary);
+    command
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(&log_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = spawn_tied_to_process(command).map_err(|source| {
+        LaunchError::Fatal(if source.kind() == ErrorKind::NotFound {
+            HarnessError::NoRedis {
+                reason: format!("`{binary}` was not found on PATH"),
+            }
+        } else {
+            HarnessError::Spawn { binary, source }
+        })
+    })?;
+
+    let started = Instant::now();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                return Err(LaunchError::ExitedEarly(HarnessError::NotReady {
+                    port,
+                    waited: started.elapsed(),
+                    detail: format!("it exited with {status}; log: {}", log_tail(&log_file)),
+                }));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(LaunchError::Fatal(HarnessError::io(
+                    "checking whether redis-server is still running",
+                    e,
+                )));
+            }
+        }
+        if answers_ping(addr, PING_TIMEOUT) {
+            return Ok(child);
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(LaunchError::Fatal(HarnessError::NotReady {
+                port,
+                waited: started.elapsed(),
+                detail: format!("no PONG; log: {}", log_tail(&log_file)),
+            }));
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+fn log_path(dir: &Path, port: u16) -> PathBuf {
+    dir.join(format!("redis-{port}.log"))
+}
+
+/// The last lines of the server log, for error messages.
+fn log_tail(path: &Path) -> String {
+    const MAX: usize = 800;
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let text = text.trim_end();
+            let start = text
+                .char_indices()
+                .map(|(i, _)| i)
+                .find(|&i| text.len() - i <= MAX)
+                .unwrap_or(text.len());
+            text[start..].to_string()
+        }
+        Err(e) => format!("(no log at {}: {e})", path.display()),
+    }
+}
+
+/// A loopback port nobody listens on right now (the kernel picks it).
+pub(crate) fn free_port() -> Result<u16, HarnessError> {
+    let probe = |e: io::Error| HarnessError::io("finding a free port on 127.0.0.1", e);
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(probe)?;
+    let port = listener.local_addr().map_err(probe)?.port();
+    Ok(port)
+}
