@@ -255,11 +255,7 @@ fn positional<const N: usize>(
     }
 }
 
-fn decode_one<T: DeserializeOwned>(
-    value: Value,
-    index: usize,
-    name: &str,
-) -> Result<T, TaskError> {
+fn decode_one<T: DeserializeOwned>(value: Value, index: usize, name: &str) -> Result<T, TaskError> {
     serde_json::from_value(value).map_err(|e| {
         TaskError::invalid_arguments(format!("argument {name:?} (position {index}): {e}"))
     })

@@ -276,17 +276,16 @@ fn millis(d: Duration) -> u64 {
 
 fn due_time(options: &SendOptions, now: u64) -> Result<Option<u64>, Error> {
     let from_countdown = options.countdown.map(|c| now.saturating_add(millis(c)));
-    let from_eta = match options.eta {
-        Some(eta) => Some(
-            eta.duration_since(UNIX_EPOCH)
-                .map(millis)
-                .map_err(|_| Error::InvalidOption {
+    let from_eta =
+        match options.eta {
+            Some(eta) => Some(eta.duration_since(UNIX_EPOCH).map(millis).map_err(|_| {
+                Error::InvalidOption {
                     option: "eta",
                     reason: "must not be before 1970".to_owned(),
-                })?,
-        ),
-        None => None,
-    };
+                }
+            })?),
+            None => None,
+        };
     Ok(match (from_countdown, from_eta) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),

@@ -1,15 +1,125 @@
 //! Scores the built-in extractor against spaCy-labelled posts and prints the figures per
-//! split; with `--diff`, also every post where the two disagree (tuning split only, so the
-//! held-out split stays unseen).
+//! split: the dev set and the sample-data set, or one JSONL file given as argument. With
+//! `--diff`, also prints every tuning-split post where the two disagree (the held-out split
+//! stays unseen) and how the labels compare.
 //!
 //! `cargo run -p posts-entities --example evaluate [-- --diff] [-- FILE.jsonl]`
 
 #[path = "../tests/support/scoring.rs"]
 mod scoring;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use posts_entities::{EntityExtractor, Label, default_extractor};
+use posts_entities::{EntityExtractor, Label, RuleBasedExtractor, default_extractor};
+
+fn main() -> Result<(), String> {
+    let mut show_diff = false;
+    let mut path = None;
+    for argument in std::env::args().skip(1) {
+        match argument.as_str() {
+            "--diff" => show_diff = true,
+            other => path = Some(other.to_owned()),
+        }
+    }
+    let sets = match &path {
+        Some(path) => vec![(
+            path.clone(),
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+        )],
+        None => vec![
+            ("dev set".to_owned(), scoring::DEV_SET.to_owned()),
+            ("sample-data set".to_owned(), scoring::SAMPLE_SET.to_owned()),
+        ],
+    };
+    let extractor = default_extractor();
+    for (name, jsonl) in sets {
+        let posts = scoring::parse(&jsonl).map_err(|e| format!("{name}: {e}"))?;
+        println!("== {name}");
+        report(&extractor, &posts, show_diff);
+    }
+    Ok(())
+}
+
+fn report(extractor: &RuleBasedExtractor, posts: &[scoring::LabelledPost], show_diff: bool) {
+    if show_diff {
+        for post in posts.iter().filter(|p| p.split == "tune") {
+            let gold = scoring::gold_set(post);
+            let predicted = scoring::predicted_set(extractor, &post.text);
+            if gold != predicted {
+                let missed: Vec<_> = gold.difference(&predicted).collect();
+                let extra: Vec<_> = predicted.difference(&gold).collect();
+                println!("{}\n    missed {missed:?}  extra {extra:?}", post.text);
+            }
+        }
+    }
+    for split in ["tune", "heldout"] {
+        let score = scoring::score(extractor, posts.iter().filter(|p| p.split == split));
+        print_score(split, &score);
+    }
+    let all = scoring::score(extractor, posts);
+    print_score("all", &all);
+    println!("    spaCy top 10: {:?}", all.gold_top10);
+    println!("    ours  top 10: {:?}", all.predicted_top10);
+    print_labels(extractor, posts, show_diff);
+}
+
+fn print_score(split: &str, score: &scoring::Score) {
+    println!(
+        "{split:8} posts {:4}  precision {:.3}  recall {:.3}  F1 {:.3}  top-10 overlap {}/10",
+        score.posts,
+        score.precision(),
+        score.recall(),
+        score.f1(),
+        score.top10_overlap
+    );
+}
+
+/// Recall per spaCy label (which kind of entity the rules miss most), and F1 when the
+/// label must agree too, which is stricter than the worker needs (it counts texts).
+fn print_labels(extractor: &RuleBasedExtractor, posts: &[scoring::LabelledPost], show_diff: bool) {
+    let mut recall: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut confusion: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let (mut agree, mut gold_total, mut predicted_total) = (0usize, 0usize, 0usize);
+    for post in posts {
+        let found = extractor.extract(&post.text);
+        let predicted: BTreeSet<(&str, &str)> = found
+            .iter()
+            .map(|e| (e.text.as_str(), spacy_label(e.label)))
+            .collect();
+        let gold: BTreeSet<(&str, &str)> = post
+            .entities
+            .iter()
+            .map(|e| (e.text.as_str(), e.label.as_str()))
+            .collect();
+        for &(text, label) in &gold {
+            let counts = recall.entry(label).or_default();
+            counts.1 += 1;
+            if predicted.iter().any(|(t, _)| *t == text) {
+                counts.0 += 1;
+            }
+        }
+        for &(text, ours) in &predicted {
+            for &(_, theirs) in gold.iter().filter(|(t, _)| *t == text) {
+                *confusion.entry((ours, theirs)).or_default() += 1;
+            }
+        }
+        agree += gold.intersection(&predicted).count();
+        gold_total += gold.len();
+        predicted_total += predicted.len();
+    }
+    let recalls: Vec<String> = recall
+        .iter()
+        .map(|(label, (found, total))| format!("{label} {found}/{total}"))
+        .collect();
+    println!("    recall by spaCy label: {}", recalls.join(", "));
+    if show_diff {
+        println!("    label confusion (ours, spaCy's): {confusion:?}");
+    }
+    println!(
+        "    F1 counting labels too: {:.3}",
+        2.0 * agree as f64 / (gold_total + predicted_total).max(1) as f64
+    );
+}
 
 /// spaCy's name for a label.
 fn spacy_label(label: Label) -> &'static str {
@@ -21,106 +131,4 @@ fn spacy_label(label: Label) -> &'static str {
         Label::Norp => "NORP",
         Label::Fac => "FAC",
     }
-}
-
-fn main() -> Result<(), String> {
-    let mut show_diff = false;
-    let mut path = None;
-    for argument in std::env::args().skip(1) {
-        match argument.as_str() {
-            "--diff" => show_diff = true,
-            other => path = Some(other.to_owned()),
-        }
-    }
-    let jsonl = match &path {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?
-        }
-        None => scoring::DEV_SET.to_owned(),
-    };
-    let posts = scoring::parse(&jsonl)?;
-    let extractor = default_extractor();
-    if show_diff {
-        for post in posts.iter().filter(|p| p.split == "tune") {
-            let gold = scoring::gold_set(post);
-            let predicted = scoring::predicted_set(&extractor, &post.text);
-            if gold != predicted {
-                let missed: Vec<_> = gold.difference(&predicted).collect();
-                let extra: Vec<_> = predicted.difference(&gold).collect();
-                println!("{}\n    missed {missed:?}  extra {extra:?}", post.text);
-            }
-        }
-    }
-    for split in ["tune", "heldout"] {
-        let score = scoring::score(&extractor, posts.iter().filter(|p| p.split == split));
-        println!(
-            "{split:8} posts {:4}  precision {:.3}  recall {:.3}  F1 {:.3}  top-10 overlap {}/10",
-            score.posts,
-            score.precision(),
-            score.recall(),
-            score.f1(),
-            score.top10_overlap
-        );
-        if path.is_some() || split == "tune" {
-            println!("    spaCy top 10: {:?}", score.gold_top10);
-            println!("    ours  top 10: {:?}", score.predicted_top10);
-        }
-    }
-    // Recall per spaCy label shows which kind of entity the rules miss most.
-    let mut by_label: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
-    for post in &posts {
-        let predicted = scoring::predicted_set(&extractor, &post.text);
-        for entity in &post.entities {
-            let counts = by_label.entry(entity.label.as_str()).or_default();
-            counts.1 += 1;
-            if predicted.contains(&entity.text) {
-                counts.0 += 1;
-            }
-        }
-    }
-    let recalls: Vec<String> = by_label
-        .iter()
-        .map(|(label, (found, total))| format!("{label} {found}/{total}"))
-        .collect();
-    println!("recall by spaCy label: {}", recalls.join(", "));
-    // Stricter than the task needs (it counts texts only): text and label must both agree.
-    let (mut agree, mut gold_total, mut predicted_total) = (0usize, 0usize, 0usize);
-    let mut confusion: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
-    for post in &posts {
-        let gold: BTreeSet<(&str, &str)> = post
-            .entities
-            .iter()
-            .map(|e| (e.text.as_str(), e.label.as_str()))
-            .collect();
-        let found = extractor.extract(&post.text);
-        let predicted: BTreeSet<(&str, &str)> = found
-            .iter()
-            .map(|e| (e.text.as_str(), spacy_label(e.label)))
-            .collect();
-        agree += gold.intersection(&predicted).count();
-        for (text, ours) in &predicted {
-            for (_, theirs) in gold.iter().filter(|(t, _)| t == text) {
-                *confusion.entry((ours, theirs)).or_default() += 1;
-            }
-        }
-        gold_total += gold.len();
-        predicted_total += predicted.len();
-    }
-    if show_diff {
-        println!("label confusion (ours, spaCy's): {confusion:?}");
-    }
-    println!(
-        "F1 counting labels too: {:.3}",
-        2.0 * agree as f64 / (gold_total + predicted_total).max(1) as f64
-    );
-    let all = scoring::score(&extractor, &posts);
-    println!(
-        "all      posts {:4}  precision {:.3}  recall {:.3}  F1 {:.3}  top-10 overlap {}/10",
-        all.posts,
-        all.precision(),
-        all.recall(),
-        all.f1(),
-        all.top10_overlap
-    );
-    Ok(())
 }

@@ -70,13 +70,22 @@ impl EntityExtractor for RuleBasedExtractor {
 
     fn extract_into(&self, text: &str, out: &mut Vec<Entity>) {
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => self.run(text, &mut scratch, out),
+            Ok(mut scratch) => {
+                self.run(text, &mut scratch, out);
+                // Don't keep a huge post's buffers alive for the rest of the thread.
+                if text.len() > LARGE_POST_BYTES {
+                    *scratch = Scratch::default();
+                }
+            }
             // Only reachable if an extractor is called from inside another's call on the
             // same thread; fresh buffers keep that correct.
             Err(_) => self.run(text, &mut Scratch::default(), out),
         });
     }
 }
+
+/// Posts longer than this get fresh buffers afterwards instead of keeping theirs.
+const LARGE_POST_BYTES: usize = 64 * 1024;
 
 /// Buffers reused across calls on one thread, so extraction allocates only the results.
 #[derive(Default)]
@@ -286,7 +295,12 @@ impl<'a> Post<'a> {
                     self.emit(i, i + found.words, found.head_only, found.entry.label, out);
                     i + found.words
                 }
-                _ => i + 1,
+                _ => {
+                    if self.is_lowercase_opening_surname(i) {
+                        self.emit(i, i + 1, false, Label::Person, out);
+                    }
+                    i + 1
+                }
             };
         }
         let end = self.name_end(i);
@@ -345,8 +359,14 @@ impl<'a> Post<'a> {
                 continue;
             }
             let known = found.is_some_and(|f| !self.is_rejected_single(p, f));
-            if !known && (self.lexicon.is_not_entity(self.lower(p)) || self.is_opening_verb(p, end))
-            {
+            // A leading common word is not part of the name ("So", "Great Job"), unless the
+            // run has the shape of a name and no sentence start explains its capital: mid-
+            // sentence, "the Fake News Media" is one name.
+            let named_shape = !self.tokens[p].sentence_start
+                && end - p >= 2
+                && self.whole_name_label(p, end, found).is_some();
+            let common = self.lexicon.is_not_entity(self.lower(p)) && !named_shape;
+            if !known && (common || self.is_opening_verb(p, end)) {
                 p += 1;
                 continue;
             }
@@ -384,7 +404,13 @@ impl<'a> Post<'a> {
                     while r < end && self.phrase_at(r, key).is_none() {
                         r += 1;
                     }
-                    self.unknown_name(q, r, after_title, out);
+                    // Common words between known names are not names ("America Great Again").
+                    let first = (q..r)
+                        .find(|&k| q == p || !self.lexicon.is_not_entity(self.lower(k)))
+                        .unwrap_or(r);
+                    if first < r {
+                        self.unknown_name(first, r, after_title, out);
+                    }
                     q = r;
                 }
             }
@@ -473,6 +499,21 @@ impl<'a> Post<'a> {
         self.emit(start, end, self.tokens[end - 1].is_cut(), label, out);
     }
 
+    /// Whether word `i` is a well-known person's name written in lower case at the start of
+    /// a sentence ("trump said ..."): spaCy reads those as names, though not mid-sentence.
+    fn is_lowercase_opening_surname(&self, i: usize) -> bool {
+        self.tokens[i].sentence_start
+            && !self.shouting
+            && !self.tokens[i].is_cut()
+            && self.word(i).chars().all(char::is_lowercase)
+            && self
+                .lexicon
+                .phrase(self.lower(i))
+                .is_some_and(|entry| entry.label == Label::Person)
+            && !self.lexicon.is_not_entity(self.lower(i))
+            && !self.lexicon.is_first_name(self.lower(i))
+    }
+
     /// Whether word `i` opens a sentence with an "-ing" verb ("Watching Game of Thrones",
     /// "Visiting Grandma"), which is capitalised only because of its position.
     fn is_opening_verb(&self, i: usize, end: usize) -> bool {
@@ -519,12 +560,6 @@ impl<'a> Post<'a> {
     }
 
     fn look_up_phrase(&self, i: usize, key: &mut String) -> Option<Match<'static>> {
-        let first = self.lower(i);
-        let cut = self.tokens[i].is_cut();
-        let head_starts = cut && self.lexicon.starts_phrase(self.lower_head(i));
-        if !self.lexicon.starts_phrase(first) && !head_starts {
-            return None;
-        }
         key.clear();
         let mut best = None;
         for words in 1..=self.lexicon.max_phrase_words {
@@ -537,6 +572,7 @@ impl<'a> Post<'a> {
             }
             let base = key.len();
             if self.tokens[k].is_cut() {
+                // "US-backed": the head can end a phrase, but nothing continues after it.
                 key.push_str(self.lower_head(k));
                 if let Some(entry) = self
                     .lexicon
@@ -552,9 +588,12 @@ impl<'a> Post<'a> {
                 key.truncate(base);
             }
             key.push_str(self.lower(k));
-            if let Some(entry) = self
-                .lexicon
-                .phrase(key)
+            let Some(node) = self.lexicon.node(key) else {
+                break;
+            };
+            if let Some(entry) = node
+                .entry
+                .as_ref()
                 .filter(|e| self.case_fits(i, words, false, e))
             {
                 best = Some(Match {
@@ -562,6 +601,9 @@ impl<'a> Post<'a> {
                     entry,
                     head_only: false,
                 });
+            }
+            if !node.continues {
+                break;
             }
         }
         best
@@ -581,9 +623,10 @@ impl<'a> Post<'a> {
         }))
     }
 
-    /// A hashtag whose tag reads as a name: a known entity as written ("#Brexit"), or a
-    /// capitalised tag standing on its own ("#MAGA", "#DubNation"), which spaCy reads as a
-    /// name too; tags in a row of hashtags are topic labels ("#Resist #TheResistance").
+    /// A hashtag whose tag reads as a name: a known entity as written ("#Brexit"), an
+    /// acronym ("#MAGA"), or a capitalised tag standing on its own ("#DubNation"), which
+    /// spaCy reads as names too; other tags in a row of hashtags are topic labels
+    /// ("#Resist #TheResistance").
     fn hashtag(&self, i: usize, key: &mut String, out: &mut Vec<Entity>) {
         let tag = &self.word(i)[1..];
         let lower = self.lower(i);
@@ -602,8 +645,10 @@ impl<'a> Post<'a> {
         };
         let alone = !in_a_row(i.checked_sub(1)) && !in_a_row(Some(i + 1));
         let capitalised = tag.chars().next().is_some_and(char::is_uppercase);
+        let acronym = tag.len() >= 3 && !tag.chars().any(|c| !c.is_ascii_uppercase());
         let label = match known {
             Some(entry) => entry.label,
+            None if acronym => Label::Org,
             None if alone && capitalised => Label::Person,
             None => return,
         };

@@ -99,12 +99,20 @@ fn is_upper_form(word: &str, expected: &str) -> bool {
             .all(|(a, b)| b.to_uppercase().eq(std::iter::once(a)) || a == b)
 }
 
+/// A phrase, or the first words of one, in the phrase index.
+#[derive(Debug, Default)]
+pub(crate) struct Node {
+    /// The entry when these words are a whole phrase.
+    pub(crate) entry: Option<Entry>,
+    /// Whether some longer phrase starts with these words, so a lookup should go on.
+    pub(crate) continues: bool,
+}
+
 /// The indexed word lists.
 pub(crate) struct Lexicon {
-    phrases: FastMap<String, Entry>,
-    /// The lower-cased first word of every phrase, so a word that starts none is rejected
-    /// with one lookup.
-    first_words: FastSet<String>,
+    /// Every phrase and every run of first words of a phrase ("new", "new york"), so a
+    /// longest-match lookup stops as soon as no phrase can match.
+    phrases: FastMap<String, Node>,
     /// The longest phrase, in words.
     pub(crate) max_phrase_words: usize,
     first_names: FastSet<String>,
@@ -128,7 +136,6 @@ impl Lexicon {
             lines(LOWERCASE_UNSAFE).map(str::to_lowercase).collect();
         let mut lexicon = Lexicon {
             phrases: FastMap::default(),
-            first_words: FastSet::default(),
             max_phrase_words: 1,
             first_names: lines(FIRST_NAMES).map(str::to_lowercase).collect(),
             titles: FastMap::default(),
@@ -169,8 +176,11 @@ impl Lexicon {
         let key = phrase.to_lowercase();
         let words = phrase.split(' ').count();
         self.max_phrase_words = self.max_phrase_words.max(words);
-        if let Some(first) = key.split(' ').next() {
-            self.first_words.insert(first.to_owned());
+        for (at, _) in key.match_indices(' ') {
+            self.phrases
+                .entry(key[..at].to_owned())
+                .or_default()
+                .continues = true;
         }
         let is_acronym = !phrase.chars().any(char::is_lowercase);
         let lowercase_ok = !lowercase_unsafe.contains(&key)
@@ -178,9 +188,12 @@ impl Lexicon {
             && match label {
                 Label::Gpe | Label::Loc | Label::Norp => !is_acronym && key.len() >= 4,
                 Label::Person => words >= 2,
-                Label::Org | Label::Fac => false,
+                // Lower-cased acronyms ("fbi", "cnn") are still read as names.
+                Label::Org => is_acronym && key.len() >= 3,
+                Label::Fac => false,
             };
-        let entry = self.phrases.entry(key).or_insert_with(|| Entry {
+        let node = self.phrases.entry(key).or_default();
+        let entry = node.entry.get_or_insert_with(|| Entry {
             label,
             spellings: Vec::new(),
             lowercase_ok,
@@ -188,14 +201,14 @@ impl Lexicon {
         entry.spellings.push(phrase);
     }
 
-    /// The entry for a lower-cased, single-space-joined phrase.
-    pub(crate) fn phrase(&self, key: &str) -> Option<&Entry> {
+    /// The index node for lower-cased, single-space-joined words.
+    pub(crate) fn node(&self, key: &str) -> Option<&Node> {
         self.phrases.get(key)
     }
 
-    /// Whether some phrase starts with this lower-cased word.
-    pub(crate) fn starts_phrase(&self, lower_word: &str) -> bool {
-        self.first_words.contains(lower_word)
+    /// The entry for a lower-cased, single-space-joined phrase.
+    pub(crate) fn phrase(&self, key: &str) -> Option<&Entry> {
+        self.node(key).and_then(|node| node.entry.as_ref())
     }
 
     /// Whether the lower-cased word is a common given name.
@@ -265,6 +278,13 @@ mod tests {
         assert!(lexicon.is_event_suffix("open"));
         assert!(lexicon.is_name_suppressor("hurricane"));
         assert!(lexicon.max_phrase_words >= 4);
+        let new = lexicon.node("new").expect("\"new\" starts phrases");
+        assert!(new.continues && new.entry.is_none());
+        assert!(
+            lexicon
+                .node("new york")
+                .is_some_and(|n| n.continues && n.entry.is_some())
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! `"the White House"` keeps its article, URLs and @mentions are never entities).
 //!
 //! The word lists live in `data/*.txt` (one entry a line, compiled in with `include_str!`).
-//! Quality is measured against spaCy on `tests/data/dev_set.jsonl` by the `dev_set` test;
+//! Quality is measured against spaCy on `tests/data/*.jsonl` by the `dev_set` test;
 //! `cargo run -p posts-entities --example evaluate -- --diff` shows where the two disagree,
 //! `eval/label_with_spacy.py` (optional, Python) relabels a set of posts, and
 //! `cargo run --release -p posts-entities --example throughput` measures posts per second.

@@ -108,7 +108,24 @@ fn titles_are_left_out_and_articles_kept_like_spacy() {
 }
 
 #[test]
-fn lower_case_places_and_groups_count_but_lower_case_surnames_do_not() {
+fn leading_common_words_drop_unless_the_run_is_shaped_like_a_name() {
+    assert_eq!(
+        texts("So Boris Johnson is foreign secretary"),
+        ["Boris Johnson"]
+    );
+    assert_eq!(
+        texts("Happy Birthday Sarah! Merry Christmas Everyone"),
+        ["Sarah"]
+    );
+    assert_eq!(
+        texts("the failing New York Times and the Fake News Media"),
+        ["New York Times", "the Fake News Media"]
+    );
+    assert_eq!(texts("Marcus Lee I'm here to suffer"), ["Marcus Lee"]);
+}
+
+#[test]
+fn lower_case_places_groups_and_acronyms_count_but_surnames_only_open_sentences() {
     assert_eq!(
         texts("moving from florida to north korea lol"),
         ["florida", "north korea"]
@@ -117,7 +134,9 @@ fn lower_case_places_and_groups_count_but_lower_case_surnames_do_not() {
         texts("the republicans and the democrats"),
         ["republicans", "democrats"]
     );
-    assert!(texts("trump and obama are with us in turkey").is_empty());
+    assert!(texts("i think trump and obama are with us in turkey").is_empty());
+    assert_eq!(texts("trump said he'd handle it. still waiting"), ["trump"]);
+    assert_eq!(texts("my uncle works for the fbi, not cnn"), ["fbi", "cnn"]);
 }
 
 #[test]

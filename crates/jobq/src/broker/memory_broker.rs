@@ -312,7 +312,9 @@ impl Broker for MemoryBroker {
                         } => {
                             state.remove_in_flight(worker, &payload);
                             state.states.remove(&job_id);
-                            state.results.insert(job_id, Expiring::new(record, Some(ttl)));
+                            state
+                                .results
+                                .insert(job_id, Expiring::new(record, Some(ttl)));
                             state.processed += 1;
                             stored = true;
                         }
@@ -444,11 +446,7 @@ impl Broker for MemoryBroker {
     fn delete_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, bool> {
         async move {
             let now = now_ms();
-            Ok(self
-                .state()
-                .keys
-                .remove(key)
-                .is_some_and(|k| k.live(now)))
+            Ok(self.state().keys.remove(key).is_some_and(|k| k.live(now)))
         }
         .boxed()
     }

@@ -121,14 +121,10 @@ impl RedisBroker {
     }
 
     async fn conn(&self, context: &'static str) -> Result<Connection, Error> {
-        self.inner
-            .pool
-            .get()
-            .await
-            .map_err(|e| Error::Pool {
-                context,
-                message: e.to_string(),
-            })
+        self.inner.pool.get().await.map_err(|e| Error::Pool {
+            context,
+            message: e.to_string(),
+        })
     }
 
     /// Runs a blocking command bounded by `block` plus a grace period, dropping the
@@ -350,9 +346,8 @@ impl RedisBroker {
                 .arg("RIGHT")
                 .arg("LEFT")
                 .arg(timeout.as_secs_f64());
-            let _woken: Option<String> = self
-                .blocking("waiting for a result", cmd, timeout)
-                .await?;
+            let _woken: Option<String> =
+                self.blocking("waiting for a result", cmd, timeout).await?;
         }
         let mut conn = self.conn("reading a result").await?;
         redis::cmd("GET")
@@ -364,37 +359,29 @@ impl RedisBroker {
 
     async fn stats_impl(&self) -> Result<Stats, Error> {
         let mut conn = self.conn("reading stats").await?;
-        let (queues, workers, delayed, dead, processed, failed, retried, schedules): (
-            Vec<String>,
-            Vec<String>,
-            u64,
-            u64,
-            Option<u64>,
-            Option<u64>,
-            Option<u64>,
-            u64,
-        ) = redis::pipe()
-            .cmd("SMEMBERS")
-            .arg(self.key("queues"))
-            .cmd("ZRANGE")
-            .arg(self.key("workers"))
-            .arg(0)
-            .arg(-1)
-            .cmd("ZCARD")
-            .arg(self.key("delayed"))
-            .cmd("LLEN")
-            .arg(self.key("dead"))
-            .cmd("GET")
-            .arg(self.key("stats:processed"))
-            .cmd("GET")
-            .arg(self.key("stats:failed"))
-            .cmd("GET")
-            .arg(self.key("stats:retried"))
-            .cmd("HLEN")
-            .arg(self.key("schedules"))
-            .query_async(&mut conn)
-            .await
-            .map_err(Error::redis("reading stats"))?;
+        let (queues, workers, delayed, dead, processed, failed, retried, schedules): StatsReply =
+            redis::pipe()
+                .cmd("SMEMBERS")
+                .arg(self.key("queues"))
+                .cmd("ZRANGE")
+                .arg(self.key("workers"))
+                .arg(0)
+                .arg(-1)
+                .cmd("ZCARD")
+                .arg(self.key("delayed"))
+                .cmd("LLEN")
+                .arg(self.key("dead"))
+                .cmd("GET")
+                .arg(self.key("stats:processed"))
+                .cmd("GET")
+                .arg(self.key("stats:failed"))
+                .cmd("GET")
+                .arg(self.key("stats:retried"))
+                .cmd("HLEN")
+                .arg(self.key("schedules"))
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("reading stats"))?;
         let mut pipe = redis::pipe();
         for queue in &queues {
             pipe.cmd("LLEN").arg(self.key(&format!("queue:{queue}")));
@@ -422,7 +409,10 @@ impl RedisBroker {
             }
         }
         Ok(Stats {
-            queues: queues.into_iter().zip(queue_lengths.iter().copied()).collect(),
+            queues: queues
+                .into_iter()
+                .zip(queue_lengths.iter().copied())
+                .collect(),
             in_flight,
             delayed,
             dead,
@@ -434,6 +424,19 @@ impl RedisBroker {
         })
     }
 }
+
+/// The first stats pipeline's reply: queue names, worker ids, delayed, dead, the three
+/// counters and the number of schedules.
+type StatsReply = (
+    Vec<String>,
+    Vec<String>,
+    u64,
+    u64,
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    u64,
+);
 
 fn ttl_ms(ttl: Duration) -> u64 {
     (ttl.as_millis().min(u128::from(u64::MAX)) as u64).max(1)

@@ -17,10 +17,7 @@ const SHUTDOWN_ATTEMPTS: u32 = 8;
 
 pub(super) enum AckMessage {
     /// A finished job; its slot in `fetched` is released once the ack is applied.
-    Ack {
-        ack: Ack,
-        fetched: Arc<Semaphore>,
-    },
+    Ack { ack: Ack, fetched: Arc<Semaphore> },
     /// Applies everything queued so far plus `requeue`, then reports on `done`.
     Flush {
         requeue: Vec<Ack>,

@@ -171,7 +171,10 @@ async fn run_in_span(
         }
         Err(error) => {
             let max_retries = job.max_retries.unwrap_or(entry.retry.max_retries());
-            if entry.retry.should_retry(error.kind(), job.attempt, max_retries) {
+            if entry
+                .retry
+                .should_retry(error.kind(), job.attempt, max_retries)
+            {
                 let delay = entry.retry.delay(job.attempt);
                 warn!(%error, retry_in = ?delay, "job failed; retrying");
                 let due_ms = now_ms().saturating_add(delay.as_millis() as u64);

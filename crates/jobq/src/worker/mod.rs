@@ -254,25 +254,26 @@ impl Worker {
             warn!(grace_period = ?config.grace_period, "grace period over: putting unfinished jobs back");
         }
         shared.abandoned.cancel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let leftovers: Vec<(String, String)> = {
             let mut outstanding = shared.outstanding.lock();
-            let leftovers = outstanding.drain().map(|(_, job)| job).collect();
-            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             // Sent under the lock, so every ack a job task queued before is ahead of it.
             let _ = shared.acks.send(AckMessage::Flush {
                 requeue: Vec::new(),
                 done: done_tx,
             });
-            drop(outstanding);
-            let _ = done_rx.await;
-            leftovers
+            outstanding.drain().map(|(_, job)| job).collect()
         };
+        let _ = done_rx.await;
         if !leftovers.is_empty() {
             let requeue: Vec<Ack> = leftovers
                 .into_iter()
                 .map(|(payload, queue)| Ack::Requeue { payload, queue })
                 .collect();
-            info!(count = requeue.len(), "putting unfinished jobs back on their queues");
+            info!(
+                count = requeue.len(),
+                "putting unfinished jobs back on their queues"
+            );
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
             let _ = shared.acks.send(AckMessage::Flush {
                 requeue,

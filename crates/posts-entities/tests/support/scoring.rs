@@ -1,4 +1,4 @@
-//! Scores an extractor against spaCy-labelled posts (`tests/data/dev_set.jsonl`): entity-set
+//! Scores an extractor against spaCy-labelled posts (`tests/data/*.jsonl`): entity-set
 //! precision, recall and F1 micro-averaged over posts, and the overlap of the two top-10
 //! entity lists. Shared by the `dev_set` test and the `evaluate` example.
 
@@ -23,8 +23,12 @@ pub struct GoldEntity {
     pub label: String,
 }
 
-/// The committed development set.
+/// The committed development set: posts written for it, labelled by spaCy.
 pub const DEV_SET: &str = include_str!("../data/dev_set.jsonl");
+
+/// A second set: the texts of the repository's `sample_data/raw` exports (written by
+/// someone else, not for this crate), labelled by spaCy the same way.
+pub const SAMPLE_SET: &str = include_str!("../data/sample_set.jsonl");
 
 /// Parses JSONL into posts, naming the line of any malformed record.
 pub fn parse(jsonl: &str) -> Result<Vec<LabelledPost>, String> {

@@ -100,11 +100,14 @@ impl AsciiNeedle {
     }
 }
 
-/// Whether `text` holds one of [`ASCII_PRODUCING`], found by their UTF-8 lead bytes.
+/// Whether `text` holds one of [`ASCII_PRODUCING`]; candidates are found by their UTF-8
+/// lead bytes (`0xC4`, `0xE2`), which a test checks.
 fn has_ascii_producing(text: &[u8]) -> bool {
+    let mut buf = [0u8; 4];
     memchr::memchr2_iter(0xC4, 0xE2, text).any(|at| {
-        let rest = &text[at..];
-        rest.starts_with("\u{130}".as_bytes()) || rest.starts_with("\u{212A}".as_bytes())
+        ASCII_PRODUCING
+            .iter()
+            .any(|c| text[at..].starts_with(c.encode_utf8(&mut buf).as_bytes()))
     })
 }
 
@@ -160,6 +163,8 @@ mod tests {
             .filter(|c| c.to_lowercase().any(|l| l.is_ascii()))
             .collect();
         assert_eq!(found, ASCII_PRODUCING);
+        let leads: Vec<u8> = found.iter().map(|c| c.to_string().as_bytes()[0]).collect();
+        assert_eq!(leads, [0xC4, 0xE2]);
     }
 
     #[test]

@@ -1,0 +1,634 @@
+//! The behaviour suite: every scenario runs against both `RedisBroker` (on a throwaway
+//! Redis from the harness) and `MemoryBroker`.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use jobq::broker::NewJob;
+use jobq::{AsyncResult, Broker, Client, Error, JobState, SendOptions, TaskError, WorkerConfig};
+use serde_json::{Value, json};
+
+use common::{CANCELLED, RunningWorker, fast_config, test_app};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn delay_and_get<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let sum: i64 = client
+        .delay("add", [2, 3])
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(sum, 5);
+    let named: i64 = client
+        .delay("add", json!({"a": 40, "b": 2}))
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(named, 42);
+    let pong: String = client
+        .delay("ping", json!([]))
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(pong, "pong");
+    let res: AsyncResult<Value> = client.delay("echo", json!([{"k": [1, 2]}])).await.unwrap();
+    assert_eq!(res.get(WAIT).await.unwrap(), json!({"k": [1, 2]}));
+    assert_eq!(res.state().await.unwrap(), JobState::Success);
+    // A second waiter on a finished job gets the same answer.
+    assert_eq!(res.get(WAIT).await.unwrap(), json!({"k": [1, 2]}));
+    worker.stop().await;
+}
+
+async fn many_jobs_all_finish<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let results: Vec<AsyncResult<i64>> = client
+        .delay_many("add", (0..500).map(|i| [i, 1]))
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 500);
+    for (i, res) in results.iter().enumerate() {
+        assert_eq!(res.get(WAIT).await.unwrap(), i as i64 + 1);
+    }
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.processed, 500);
+    assert_eq!(stats.failed, 0);
+    assert_eq!(stats.queues.get("default"), Some(&0));
+    worker.stop().await;
+}
+
+async fn get_times_out<B: Broker + Clone>(broker: B) {
+    // No worker runs: nothing can answer.
+    let client = Client::new(broker);
+    let res: AsyncResult<i64> = client.delay("add", [1, 2]).await.unwrap();
+    let started = Instant::now();
+    let err = res.get(Duration::from_millis(200)).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    assert_eq!(res.state().await.unwrap(), JobState::Pending);
+    assert_eq!(res.try_get().await.unwrap(), None);
+}
+
+async fn failure_carries_kind_and_message<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let res: AsyncResult<Value> = client
+        .delay("fail", ["DiskFull", "no space left on /data"])
+        .await
+        .unwrap();
+    match res.get(WAIT).await {
+        Err(Error::Failed(failure)) => {
+            assert_eq!(failure.kind, "DiskFull");
+            assert_eq!(failure.message, "no space left on /data");
+        }
+        other => panic!("expected a task failure, got {other:?}"),
+    }
+    assert_eq!(res.state().await.unwrap(), JobState::Failure);
+    // A task without retries that fails is not a dead letter.
+    assert!(client.dead_letters(10).await.unwrap().is_empty());
+    let panicked: AsyncResult<Value> = client.delay("panics", json!([])).await.unwrap();
+    match panicked.get(WAIT).await {
+        Err(Error::Failed(f)) => {
+            assert_eq!(f.kind, TaskError::PANIC);
+            assert!(f.message.contains("handler bug"), "{}", f.message);
+        }
+        other => panic!("expected a panic failure, got {other:?}"),
+    }
+    worker.stop().await;
+}
+
+async fn unknown_task_and_bad_arguments_are_dead_lettered<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let unknown: AsyncResult<Value> = client.delay("no_such_task", [1]).await.unwrap();
+    match unknown.get(WAIT).await {
+        Err(Error::Failed(f)) => {
+            assert_eq!(f.kind, TaskError::UNKNOWN_TASK);
+            assert!(f.message.contains("no_such_task"), "{}", f.message);
+        }
+        other => panic!("expected UnknownTask, got {other:?}"),
+    }
+    let bad: AsyncResult<Value> = client.delay("add", json!(["two", 3])).await.unwrap();
+    match bad.get(WAIT).await {
+        Err(Error::Failed(f)) => {
+            assert_eq!(f.kind, TaskError::INVALID_ARGUMENTS);
+            assert!(f.message.contains("\"a\""), "{}", f.message);
+        }
+        other => panic!("expected InvalidArguments, got {other:?}"),
+    }
+    let letters = client.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[1].job_id.as_deref(), Some(unknown.id()));
+    assert_eq!(letters[1].reason.kind, TaskError::UNKNOWN_TASK);
+    assert_eq!(letters[0].task.as_deref(), Some("add"));
+
+    // Requeueing runs them again (and they fail again); purging empties the list.
+    assert_eq!(client.requeue_dead(10).await.unwrap(), 2);
+    let deadline = Instant::now() + WAIT;
+    while client.stats().await.unwrap().dead < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "requeued jobs were not dead-lettered again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(client.purge_dead().await.unwrap(), 2);
+    assert!(client.dead_letters(10).await.unwrap().is_empty());
+    worker.stop().await;
+}
+
+async fn malformed_messages_are_dead_lettered_and_the_worker_goes_on<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let raw = |payload: &str| NewJob {
+        id: String::new(),
+        queue: "default".to_owned(),
+        payload: payload.to_owned(),
+        due_ms: None,
+        unique: None,
+    };
+    broker
+        .enqueue(vec![
+            raw("{not json at all"),
+            raw(r#"{"id": "hand-made-1", "task": 5}"#),
+        ])
+        .await
+        .unwrap();
+    let client = Client::new(broker);
+    let hand_made: AsyncResult<Value> = client.result("hand-made-1");
+    match hand_made.get(WAIT).await {
+        Err(Error::Failed(f)) => assert_eq!(f.kind, TaskError::MALFORMED_MESSAGE),
+        other => panic!("expected MalformedMessage, got {other:?}"),
+    }
+    let sum: i64 = client
+        .delay("add", [1, 1])
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(sum, 2);
+    let letters = client.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 2);
+    let payloads: Vec<&str> = letters.iter().map(|l| l.payload.as_str()).collect();
+    assert!(payloads.contains(&"{not json at all"), "{payloads:?}");
+    assert!(
+        letters
+            .iter()
+            .all(|l| l.reason.kind == TaskError::MALFORMED_MESSAGE)
+    );
+    assert!(worker.is_running());
+    worker.stop().await;
+}
+
+async fn retries_back_off_then_succeed_or_dead_letter<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let started = Instant::now();
+    let attempt: u32 = client
+        .delay("flaky", [2])
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(attempt, 2);
+    // Two retries: at least half of 50 ms and half of 100 ms of backoff (full jitter).
+    assert!(
+        started.elapsed() >= Duration::from_millis(75),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let exhausted: AsyncResult<Value> = client.delay("always_flaky", json!([])).await.unwrap();
+    match exhausted.get(WAIT).await {
+        Err(Error::Failed(f)) => {
+            assert_eq!(f.kind, "Flaky");
+            assert_eq!(f.message, "attempt 2");
+        }
+        other => panic!("expected the last attempt's failure, got {other:?}"),
+    }
+    let letters = client.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].job_id.as_deref(), Some(exhausted.id()));
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.retried, 4);
+
+    // A job's own max_retries overrides the task's policy.
+    let no_retry: AsyncResult<Value> = client
+        .apply_async(
+            "flaky",
+            [1],
+            SendOptions {
+                max_retries: Some(0),
+                ..SendOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(no_retry.get(WAIT).await, Err(Error::Failed(_))));
+    worker.stop().await;
+}
+
+async fn countdown_and_eta_delay_jobs<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let started = Instant::now();
+    let later: AsyncResult<i64> = client
+        .apply_async(
+            "add",
+            [1, 2],
+            SendOptions {
+                countdown: Some(Duration::from_millis(400)),
+                ..SendOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(client.stats().await.unwrap().delayed, 1);
+    assert!(matches!(
+        later.get(Duration::from_millis(100)).await,
+        Err(Error::Timeout)
+    ));
+    assert_eq!(later.get(WAIT).await.unwrap(), 3);
+    assert!(started.elapsed() >= Duration::from_millis(400));
+
+    let eta = SystemTime::now() + Duration::from_millis(300);
+    let at_eta: AsyncResult<i64> = client
+        .apply_async(
+            "add",
+            [2, 2],
+            SendOptions {
+                eta: Some(eta),
+                ..SendOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at_eta.get(WAIT).await.unwrap(), 4);
+    assert!(SystemTime::now() >= eta);
+    assert_eq!(client.stats().await.unwrap().delayed, 0);
+    worker.stop().await;
+}
+
+async fn results_expire_after_their_ttl<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let res: AsyncResult<i64> = client
+        .apply_async(
+            "add",
+            [1, 1],
+            SendOptions {
+                result_ttl: Some(Duration::from_millis(300)),
+                ..SendOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(res.get(WAIT).await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(res.try_get().await.unwrap(), None);
+    assert_eq!(res.state().await.unwrap(), JobState::Pending);
+
+    let kept: AsyncResult<i64> = client.delay("add", [2, 1]).await.unwrap();
+    assert_eq!(kept.get(WAIT).await.unwrap(), 3);
+    kept.forget().await.unwrap();
+    assert_eq!(kept.try_get().await.unwrap(), None);
+    worker.stop().await;
+}
+
+async fn oversized_results_fail_and_point_to_explicit_keys<B: Broker + Clone>(broker: B) {
+    let config = WorkerConfig {
+        result_size_limit: 1000,
+        ..fast_config()
+    };
+    let worker = RunningWorker::start(test_app(), broker.clone(), config);
+    let client = Client::new(broker);
+    let big: AsyncResult<String> = client.delay("big", [5000]).await.unwrap();
+    match big.get(WAIT).await {
+        Err(Error::Failed(f)) => {
+            assert_eq!(f.kind, TaskError::RESULT_TOO_LARGE);
+            assert!(f.message.contains("set_key"), "{}", f.message);
+        }
+        other => panic!("expected ResultTooLarge, got {other:?}"),
+    }
+    let small: String = client
+        .delay("big", [10])
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(small.len(), 10);
+    worker.stop().await;
+}
+
+async fn explicit_keys_are_written_before_the_ack<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let key = format!("jobq-test:{}:out", uuid::Uuid::new_v4());
+    let done: String = client
+        .delay("write_key", json!([key, {"top": ["a", "b"]}, null]))
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(done, "written");
+    let stored = client.get_key(&key).await.unwrap().expect("key written");
+    assert_eq!(
+        serde_json::from_str::<Value>(&stored).unwrap(),
+        json!({"top": ["a", "b"]})
+    );
+    assert!(client.delete_key(&key).await.unwrap());
+    assert_eq!(client.get_key(&key).await.unwrap(), None);
+
+    let short = format!("jobq-test:{}:short", uuid::Uuid::new_v4());
+    let _: String = client
+        .delay("write_key", json!([short, 1, 200]))
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(client.get_key(&short).await.unwrap().as_deref(), Some("1"));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(client.get_key(&short).await.unwrap(), None);
+    worker.stop().await;
+}
+
+async fn time_limits_fail_the_job_and_the_worker_goes_on<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let slow: AsyncResult<String> = client.delay("slow_cancellable", [1500]).await.unwrap();
+    match slow.get(WAIT).await {
+        Err(Error::Failed(f)) => assert_eq!(f.kind, TaskError::TIME_LIMIT_EXCEEDED),
+        other => panic!("expected TimeLimitExceeded, got {other:?}"),
+    }
+    assert!(
+        CANCELLED.lock().unwrap().iter().any(|id| id == slow.id()),
+        "on_cancel callback did not run"
+    );
+    let sum: i64 = client
+        .delay("add", [3, 4])
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(sum, 7);
+    // A job's own limit overrides the task's.
+    let limited: AsyncResult<String> = client
+        .apply_async(
+            "sleep",
+            [1000],
+            SendOptions {
+                time_limit: Some(Duration::from_millis(50)),
+                ..SendOptions::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        limited.get(WAIT).await,
+        Err(Error::Failed(f)) if f.kind == TaskError::TIME_LIMIT_EXCEEDED
+    ));
+    // The late output of the blocking handler never replaces the failure.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(slow.state().await.unwrap(), JobState::Failure);
+    worker.stop().await;
+}
+
+async fn unique_sends_enqueue_once<B: Broker + Clone>(broker: B) {
+    let client = Client::new(broker.clone());
+    let options = SendOptions {
+        unique: Some(("tick:2026-11-28T13:00".to_owned(), Duration::from_secs(60))),
+        ..SendOptions::default()
+    };
+    let first: Option<AsyncResult<i64>> = client
+        .apply_async("add", [1, 1], options.clone())
+        .await
+        .unwrap();
+    let second: Option<AsyncResult<i64>> = client
+        .apply_async("add", [1, 1], options.clone())
+        .await
+        .unwrap();
+    assert!(first.is_some());
+    assert!(second.is_none());
+    assert_eq!(
+        client.stats().await.unwrap().queues.get("default"),
+        Some(&1)
+    );
+    let worker = RunningWorker::start(test_app(), broker, fast_config());
+    assert_eq!(first.unwrap().get(WAIT).await.unwrap(), 2);
+    worker.stop().await;
+}
+
+async fn states_move_from_pending_to_started_to_success<B: Broker + Clone>(broker: B) {
+    let client = Client::new(broker.clone());
+    let res: AsyncResult<String> = client.delay("sleep", [400]).await.unwrap();
+    assert_eq!(res.state().await.unwrap(), JobState::Pending);
+    let worker = RunningWorker::start(test_app(), broker, fast_config());
+    let deadline = Instant::now() + WAIT;
+    while res.state().await.unwrap() != JobState::Started {
+        assert!(Instant::now() < deadline, "job never reported STARTED");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(client.stats().await.unwrap().in_flight, 1);
+    assert_eq!(res.get(WAIT).await.unwrap(), res.id());
+    assert_eq!(res.state().await.unwrap(), JobState::Success);
+    worker.stop().await;
+}
+
+async fn jobs_of_a_dead_worker_are_recovered<B: Broker + Clone>(broker: B) {
+    let client = Client::new(broker.clone());
+    let results: Vec<AsyncResult<i64>> = client
+        .delay_many("add", (0..5).map(|i| [i, 10]))
+        .await
+        .unwrap();
+    // A worker that fetched the jobs and died: it heartbeat once and never acknowledged.
+    broker
+        .heartbeat("ghost", Duration::from_millis(50))
+        .await
+        .unwrap();
+    let taken = broker
+        .fetch("ghost", "default", 10, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 5);
+    assert_eq!(client.stats().await.unwrap().in_flight, 5);
+    let worker = RunningWorker::start(test_app(), broker, fast_config());
+    for (i, res) in results.iter().enumerate() {
+        assert_eq!(res.get(WAIT).await.unwrap(), i as i64 + 10);
+    }
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(stats.workers, 1);
+    worker.stop().await;
+}
+
+async fn graceful_shutdown_finishes_running_jobs<B: Broker + Clone>(broker: B) {
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker);
+    let res: AsyncResult<String> = client.delay("sleep", [300]).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while res.state().await.unwrap() != JobState::Started {
+        assert!(Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    worker.stop().await;
+    assert_eq!(res.try_get().await.unwrap().as_deref(), Some(res.id()));
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(stats.workers, 0);
+}
+
+async fn graceful_shutdown_puts_back_unfinished_jobs<B: Broker + Clone>(broker: B) {
+    let config = WorkerConfig {
+        concurrency: 1,
+        grace_period: Duration::from_millis(100),
+        ..fast_config()
+    };
+    let worker = RunningWorker::start(test_app(), broker.clone(), config);
+    let client = Client::new(broker.clone());
+    let long: AsyncResult<String> = client.delay("sleep", [3000]).await.unwrap();
+    let waiting: AsyncResult<i64> = client.delay("add", [1, 1]).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while long.state().await.unwrap() != JobState::Started {
+        assert!(Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    worker.stop().await;
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.queues.get("default"), Some(&2), "{stats:?}");
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(long.try_get().await.unwrap(), None);
+    // Another worker picks both up.
+    let again = RunningWorker::start(test_app(), broker, fast_config());
+    assert_eq!(waiting.get(WAIT).await.unwrap(), 2);
+    assert_eq!(long.get(WAIT).await.unwrap(), long.id());
+    again.stop().await;
+}
+
+async fn stats_count_queues_workers_and_outcomes<B: Broker + Clone>(broker: B) {
+    let client = Client::new(broker.clone());
+    let other = SendOptions {
+        queue: Some("reports".to_owned()),
+        ..SendOptions::default()
+    };
+    let _: Vec<Option<AsyncResult<i64>>> = client
+        .enqueue_batch("add", [[1, 1], [2, 2], [3, 3]], &other)
+        .await
+        .unwrap();
+    let _: AsyncResult<i64> = client.delay("add", [1, 1]).await.unwrap();
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.queues.get("reports"), Some(&3));
+    assert_eq!(stats.queues.get("default"), Some(&1));
+    assert_eq!(stats.workers, 0);
+    let config = WorkerConfig {
+        queues: vec!["reports".to_owned()],
+        ..fast_config()
+    };
+    let worker = RunningWorker::start(test_app(), broker, config);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stats = client.stats().await.unwrap();
+        if stats.processed == 3 && stats.workers == 1 {
+            assert_eq!(stats.queues.get("reports"), Some(&0));
+            assert_eq!(
+                stats.queues.get("default"),
+                Some(&1),
+                "other queues are left alone"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "stats never settled: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.stop().await;
+}
+
+async fn bad_sends_get_typed_errors<B: Broker + Clone>(broker: B) {
+    let client = Client::new(broker);
+    let err = client.delay::<Value>("add", 5).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArguments { .. }), "{err:?}");
+    let err = client.delay::<Value>("", [1]).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArguments { .. }), "{err:?}");
+    let err = client
+        .apply_async::<Value>(
+            "add",
+            [1, 2],
+            SendOptions {
+                queue: Some(String::new()),
+                ..SendOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                option: "queue",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+macro_rules! on_both_brokers {
+    ($($scenario:ident),* $(,)?) => {
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::common::redis_broker(stringify!($scenario)).await).await;
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::common::memory_broker(stringify!($scenario)).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_brokers!(
+    delay_and_get,
+    many_jobs_all_finish,
+    get_times_out,
+    failure_carries_kind_and_message,
+    unknown_task_and_bad_arguments_are_dead_lettered,
+    malformed_messages_are_dead_lettered_and_the_worker_goes_on,
+    retries_back_off_then_succeed_or_dead_letter,
+    countdown_and_eta_delay_jobs,
+    results_expire_after_their_ttl,
+    oversized_results_fail_and_point_to_explicit_keys,
+    explicit_keys_are_written_before_the_ack,
+    time_limits_fail_the_job_and_the_worker_goes_on,
+    unique_sends_enqueue_once,
+    states_move_from_pending_to_started_to_success,
+    jobs_of_a_dead_worker_are_recovered,
+    graceful_shutdown_finishes_running_jobs,
+    graceful_shutdown_puts_back_unfinished_jobs,
+    stats_count_queues_workers_and_outcomes,
+    bad_sends_get_typed_errors,
+);

@@ -1,0 +1,168 @@
+//! Helpers shared by jobq's integration tests: brokers on the harness Redis or in memory,
+//! a worker configuration with short timeouts, the test tasks, and a worker that runs in
+//! the background until the test stops it.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobq::{
+    App, Broker, MemoryBroker, RedisBroker, RetryPolicy, TaskContext, TaskError, Worker,
+    WorkerConfig,
+};
+use redis_harness::{TestRedis, unique_namespace};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A Redis broker on the shared test Redis, in a namespace of its own.
+pub async fn redis_broker(prefix: &str) -> RedisBroker {
+    let redis = TestRedis::shared().unwrap_or_else(|e| panic!("no Redis for the tests: {e}"));
+    RedisBroker::connect(redis.url(), &unique_namespace(prefix))
+        .await
+        .expect("connect to the test redis")
+}
+
+/// A memory broker.
+pub async fn memory_broker(prefix: &str) -> MemoryBroker {
+    MemoryBroker::new(&unique_namespace(prefix))
+}
+
+/// Worker settings that keep the suite fast: short heartbeats, visibility and waits.
+pub fn fast_config() -> WorkerConfig {
+    WorkerConfig {
+        concurrency: 4,
+        prefetch: 16,
+        heartbeat_interval: Duration::from_millis(100),
+        visibility_timeout: Duration::from_millis(300),
+        grace_period: Duration::from_secs(5),
+        block_timeout: Duration::from_millis(500),
+        promote_interval: Duration::from_millis(20),
+        ..WorkerConfig::default()
+    }
+}
+
+/// Job ids of `slow_cancellable` runs whose cancellation callback ran.
+pub static CANCELLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The tasks the tests send to.
+pub fn test_app() -> App {
+    let mut app = App::new();
+    app.task("add")
+        .args(["a", "b"])
+        .handler(|_ctx: TaskContext, (a, b): (i64, i64)| async move { Ok::<_, TaskError>(a + b) });
+    app.task("ping")
+        .args::<0>([])
+        .handler(|_ctx: TaskContext, (): ()| async move { Ok::<_, TaskError>("pong") });
+    app.task("fail").args(["kind", "message"]).blocking(
+        |_ctx: &TaskContext, (kind, message): (String, String)| -> Result<(), TaskError> {
+            Err(TaskError::new(kind, message))
+        },
+    );
+    app.task("flaky")
+        .args(["succeed_on_attempt"])
+        .retry(RetryPolicy::exponential(3, Duration::from_millis(50)).retry_on(["Flaky"]))
+        .handler(|ctx: TaskContext, (succeed_on,): (u32,)| async move {
+            if ctx.attempt() < succeed_on {
+                Err(TaskError::new(
+                    "Flaky",
+                    format!("attempt {}", ctx.attempt()),
+                ))
+            } else {
+                Ok(ctx.attempt())
+            }
+        });
+    app.task("always_flaky")
+        .args::<0>([])
+        .retry(RetryPolicy::exponential(2, Duration::from_millis(10)))
+        .handler(|ctx: TaskContext, (): ()| async move {
+            Err::<(), _>(TaskError::new(
+                "Flaky",
+                format!("attempt {}", ctx.attempt()),
+            ))
+        });
+    app.task("echo")
+        .args(["value"])
+        .handler(|_ctx: TaskContext, (value,): (serde_json::Value,)| async move {
+            Ok::<_, TaskError>(value)
+        });
+    app.task("big")
+        .args(["len"])
+        .handler(|_ctx: TaskContext, (len,): (usize,)| async move {
+            Ok::<_, TaskError>("x".repeat(len))
+        });
+    app.task("write_key")
+        .args(["key", "value", "ttl_ms"])
+        .handler(
+            |ctx: TaskContext, (key, value, ttl_ms): (String, serde_json::Value, Option<u64>)| async move {
+                ctx.set_key(key, &value, ttl_ms.map(Duration::from_millis))?;
+                Ok::<_, TaskError>("written")
+            },
+        );
+    app.task("sleep")
+        .args(["ms"])
+        .handler(|ctx: TaskContext, (ms,): (u64,)| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, TaskError>(ctx.job_id().to_owned())
+        });
+    app.task("slow_cancellable")
+        .args(["ms"])
+        .time_limit(Duration::from_millis(100))
+        .blocking(
+            |ctx: &TaskContext, (ms,): (u64,)| -> Result<&'static str, TaskError> {
+                let id = ctx.job_id().to_owned();
+                ctx.on_cancel(move || CANCELLED.lock().unwrap_or_else(|p| p.into_inner()).push(id));
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok("too late")
+            },
+        );
+    app.task("panics")
+        .args::<0>([])
+        .blocking(|_ctx: &TaskContext, (): ()| -> Result<(), TaskError> { panic!("handler bug") });
+    app
+}
+
+/// A worker running in the background until [`RunningWorker::stop`].
+pub struct RunningWorker {
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), jobq::Error>>,
+    pub id: String,
+}
+
+impl RunningWorker {
+    /// Starts a worker with `app` on `broker`.
+    pub fn start(app: App, broker: impl Broker, config: WorkerConfig) -> Self {
+        let worker = Worker::new(app, broker, config);
+        let id = worker.id().to_owned();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(worker.run_until(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            stop: Some(tx),
+            handle,
+            id,
+        }
+    }
+
+    /// Whether the worker is still running.
+    pub fn is_running(&self) -> bool {
+        !self.handle.is_finished()
+    }
+
+    /// Asks for a graceful shutdown and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.handle
+            .await
+            .expect("worker task panicked")
+            .expect("worker returned an error");
+    }
+}
+
+/// Shares a broker as a trait object (both brokers go through the same code).
+pub fn shared(broker: impl Broker) -> Arc<dyn Broker> {
+    Arc::new(broker)
+}

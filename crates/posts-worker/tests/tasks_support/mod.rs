@@ -1,0 +1,150 @@
+//! Shared fixtures of the task tests: hand-made posts databases in both schema variants
+//! (the exact DDL of issue 2) and a tiny deterministic entity extractor.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use posts_entities::{Entity, EntityExtractor, Label};
+use posts_store::read::ReadPool;
+use posts_worker::tasks::{Limits, PostsEnv};
+use rusqlite::Connection;
+
+/// The seed's schema (text ids).
+pub const TEXT_ID_DDL: &str = "CREATE TABLE posts (id TEXT PRIMARY KEY, session_timestamp \
+    TIMESTAMP, session_user_id TEXT, platform TEXT, type TEXT, author_name_hash TEXT, \
+    created_at TIMESTAMP, post_blob TEXT)";
+/// The later published variant (integer ids, extra post_id).
+pub const INTEGER_ID_DDL: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+    post_id TEXT, session_timestamp TIMESTAMP, session_user_id TEXT, platform TEXT, type TEXT, \
+    author_name_hash TEXT, created_at TIMESTAMP, post_blob TEXT)";
+const INDEXES: &str = "CREATE INDEX idx_posts_created_at ON posts (created_at); \
+    CREATE INDEX idx_posts_session_user_id ON posts (session_user_id); \
+    CREATE INDEX idx_posts_platform ON posts (platform);";
+
+/// Which schema a test database uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    TextId,
+    IntegerId,
+}
+
+pub const VARIANTS: [Variant; 2] = [Variant::TextId, Variant::IntegerId];
+
+/// One row to insert.
+#[derive(Debug, Clone)]
+pub struct Post {
+    pub platform: Option<String>,
+    pub created_at: String,
+    pub blob: Option<String>,
+}
+
+/// A post whose blob is a ContentItem-shaped JSON object with `text`.
+pub fn post(platform: &str, created_at: &str, text: &str) -> Post {
+    let blob = serde_json::json!({
+        "id": format!("{platform}-{created_at}"),
+        "post_id": null,
+        "parent_id": "",
+        "title": null,
+        "text": text,
+        "author_name_hash": "0f1e",
+        "type": "post",
+        "embedded_urls": [],
+        "created_at": created_at.replace(' ', "T"),
+        "engagements": {"like": 0, "comment": 0, "share": 0, "retweet": 0},
+    });
+    Post {
+        platform: Some(platform.to_owned()),
+        created_at: created_at.to_owned(),
+        blob: Some(blob.to_string()),
+    }
+}
+
+/// A post with a raw blob (or none).
+pub fn raw_post(platform: Option<&str>, created_at: &str, blob: Option<&str>) -> Post {
+    Post {
+        platform: platform.map(str::to_owned),
+        created_at: created_at.to_owned(),
+        blob: blob.map(str::to_owned),
+    }
+}
+
+/// Creates a posts database at `path` with `posts` (indexed like the seed).
+pub fn make_db(path: &Path, variant: Variant, posts: &[Post]) {
+    let mut conn = Connection::open(path).unwrap();
+    conn.execute_batch(match variant {
+        Variant::TextId => TEXT_ID_DDL,
+        Variant::IntegerId => INTEGER_ID_DDL,
+    })
+    .unwrap();
+    conn.execute_batch(INDEXES).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let sql = match variant {
+            Variant::TextId => {
+                "INSERT INTO posts (id, session_user_id, platform, type, created_at, post_blob) \
+                 VALUES (?1, 'u1', ?2, 'post', ?3, ?4)"
+            }
+            Variant::IntegerId => {
+                "INSERT INTO posts (post_id, session_user_id, platform, type, created_at, \
+                 post_blob) VALUES (?1, 'u1', ?2, 'post', ?3, ?4)"
+            }
+        };
+        let mut stmt = tx.prepare(sql).unwrap();
+        for (i, p) in posts.iter().enumerate() {
+            stmt.execute((format!("id{i}"), &p.platform, &p.created_at, &p.blob))
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// Capitalised words (with a trailing `'s` dropped) are the entities; enough to test
+/// counting without depending on the real extractor's rules.
+#[derive(Debug, Default)]
+pub struct CapitalisedWords;
+
+impl EntityExtractor for CapitalisedWords {
+    fn extract(&self, text: &str) -> Vec<Entity> {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            .map(|w| w.strip_suffix("'s").unwrap_or(w))
+            .filter(|w| w.chars().next().is_some_and(char::is_uppercase))
+            .map(|w| Entity {
+                text: w.to_owned(),
+                label: Label::Person,
+            })
+            .collect()
+    }
+}
+
+/// An environment on `path` with the test extractor.
+pub fn env_with(path: &Path, limits: Limits) -> Arc<PostsEnv> {
+    Arc::new(PostsEnv::new(
+        ReadPool::open(path).unwrap(),
+        Arc::new(CapitalisedWords),
+        limits,
+    ))
+}
+
+/// An environment on `path` with the test extractor and default limits.
+pub fn env(path: &Path) -> Arc<PostsEnv> {
+    env_with(path, Limits::default())
+}
+
+/// The posts the issue's examples talk about, around the 2017-05-31 .. 2017-06-01 range.
+pub fn sample_posts() -> Vec<Post> {
+    vec![
+        post("twitter", "2017-05-31 09:00:00", "Trump's speech in Ohio"),
+        post("twitter", "2017-05-31 10:00:00", "nothing to see"),
+        post("reddit", "2017-05-31 11:00:00", "TRUMP TRUMP TRUMP"),
+        post("facebook", "2017-05-31 12:00:00", "#trumptrain Merkel and Trump"),
+        post("facebook", "2017-05-31 13:00:00", "Merkel in Berlin"),
+        post("reddit", "2017-06-01", "trump at midnight"),
+        post("twitter", "2017-06-01 00:00:05", "trump five seconds late"),
+        post("twitter", "2017-05-30 23:59:59", "trump a second early"),
+        raw_post(Some("reddit"), "2017-05-31 14:00:00", None),
+        raw_post(Some("reddit"), "2017-05-31 15:00:00", Some(r#"{"id":"x","text":null}"#)),
+        raw_post(None, "2017-05-31 16:00:00", Some(r#"{"text":"trump without platform"}"#)),
+    ]
+}
