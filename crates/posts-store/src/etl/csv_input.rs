@@ -231,7 +231,7 @@ pub(crate) fn read_csv(
         }
         let end = reader.position().byte() as usize;
         let raw = data.get(start..end).unwrap_or_default();
-        if reader.is_done() && raw.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+        if end >= data.len() && raw.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
             emit(Err(origin.reject(
                 None,
                 "unterminated quoted field: the record runs to the end of the file (truncated file?); any records after its opening quote could not be read",

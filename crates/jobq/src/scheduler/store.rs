@@ -1,0 +1,278 @@
+//! Where schedules live between processes: the [`ScheduleStore`] trait, its Redis
+//! implementation (two hashes next to the broker's keys) and an in-memory one.
+//!
+//! Redis keys (namespace `ns`):
+//!
+//! | key | type | contents |
+//! |---|---|---|
+//! | `{ns}:schedules` | hash | schedule name → JSON definition (task, args, every/cron, queue, catch_up) |
+//! | `{ns}:schedules:last_run` | hash | schedule name → last tick enqueued (ms since the epoch) |
+//!
+//! The per-tick claims live with the broker's unique-send claims (`{ns}:unique:schedule:<name>:<tick ms>`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use deadpool_redis::Pool;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use redis::Script;
+
+use crate::broker::RedisBroker;
+use crate::error::Error;
+
+/// The future every store operation returns.
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, Error>>;
+
+/// One stored schedule: its JSON definition and when it last fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// The schedule's name.
+    pub name: String,
+    /// The definition as stored (JSON).
+    pub definition: String,
+    /// The last tick enqueued by any scheduler (ms since the Unix epoch).
+    pub last_run_ms: Option<u64>,
+}
+
+/// Persistence for schedules, shared by every scheduler of a namespace. Object safe, so
+/// schedulers hold it as `Arc<dyn ScheduleStore>`.
+pub trait ScheduleStore: Send + Sync + 'static {
+    /// Every stored schedule, sorted by name.
+    fn load(&self) -> StoreFuture<'_, Vec<StoredRecord>>;
+    /// Adds or replaces a definition; its last run is kept.
+    fn put(&self, name: String, definition: String) -> StoreFuture<'_, ()>;
+    /// Removes definitions and their last runs; returns how many definitions existed.
+    fn remove(&self, names: Vec<String>) -> StoreFuture<'_, usize>;
+    /// Records that `tick_ms` was enqueued, unless a later tick already was or the
+    /// schedule no longer exists.
+    fn record_run(&self, name: String, tick_ms: u64) -> StoreFuture<'_, ()>;
+}
+
+/// Anything a scheduler can find its store through: a [`RedisBroker`], or a store itself.
+pub trait ScheduleBackend {
+    /// The store to use.
+    fn schedule_store(&self) -> Arc<dyn ScheduleStore>;
+}
+
+impl ScheduleBackend for RedisBroker {
+    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
+        Arc::new(RedisScheduleStore::new(self))
+    }
+}
+
+impl ScheduleBackend for Arc<RedisBroker> {
+    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
+        Arc::new(RedisScheduleStore::new(self))
+    }
+}
+
+impl ScheduleBackend for RedisScheduleStore {
+    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
+        Arc::new(self.clone())
+    }
+}
+
+impl ScheduleBackend for MemoryScheduleStore {
+    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
+        Arc::new(self.clone())
+    }
+}
+
+impl ScheduleBackend for Arc<dyn ScheduleStore> {
+    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
+        Arc::clone(self)
+    }
+}
+
+impl<B: ScheduleBackend + ?Sized> ScheduleBackend for &B {
+    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
+        (**self).schedule_store()
+    }
+}
+
+/// Schedules in Redis, on the broker's connection pool and namespace.
+#[derive(Clone)]
+pub struct RedisScheduleStore {
+    pool: Pool,
+    definitions_key: String,
+    last_run_key: String,
+}
+
+/// Moves a last run forward only, and only for a schedule that still exists, so a late
+/// scheduler cannot move it back and a removed schedule leaves nothing behind.
+const RECORD_RUN: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local current = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
+if current < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+impl RedisScheduleStore {
+    /// The store of `broker`'s namespace.
+    pub fn new(broker: &RedisBroker) -> Self {
+        RedisScheduleStore {
+            pool: broker.pool().clone(),
+            definitions_key: broker.key("schedules"),
+            last_run_key: broker.key("schedules:last_run"),
+        }
+    }
+
+    async fn conn(&self, context: &'static str) -> Result<deadpool_redis::Connection, Error> {
+        self.pool.get().await.map_err(|e| Error::Pool {
+            context,
+            message: e.to_string(),
+        })
+    }
+}
+
+impl ScheduleStore for RedisScheduleStore {
+    fn load(&self) -> StoreFuture<'_, Vec<StoredRecord>> {
+        async move {
+            let mut conn = self.conn("loading schedules").await?;
+            let (definitions, last_runs): (BTreeMap<String, String>, BTreeMap<String, u64>) =
+                redis::pipe()
+                    .cmd("HGETALL")
+                    .arg(&self.definitions_key)
+                    .cmd("HGETALL")
+                    .arg(&self.last_run_key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(Error::redis("loading schedules"))?;
+            Ok(definitions
+                .into_iter()
+                .map(|(name, definition)| StoredRecord {
+                    last_run_ms: last_runs.get(&name).copied(),
+                    name,
+                    definition,
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn put(&self, name: String, definition: String) -> StoreFuture<'_, ()> {
+        async move {
+            let mut conn = self.conn("storing a schedule").await?;
+            redis::cmd("HSET")
+                .arg(&self.definitions_key)
+                .arg(name)
+                .arg(definition)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::redis("storing a schedule"))
+        }
+        .boxed()
+    }
+
+    fn remove(&self, names: Vec<String>) -> StoreFuture<'_, usize> {
+        async move {
+            if names.is_empty() {
+                return Ok(0);
+            }
+            let mut conn = self.conn("removing schedules").await?;
+            let (removed, _): (usize, usize) = redis::pipe()
+                .atomic()
+                .cmd("HDEL")
+                .arg(&self.definitions_key)
+                .arg(&names)
+                .cmd("HDEL")
+                .arg(&self.last_run_key)
+                .arg(&names)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("removing schedules"))?;
+            Ok(removed)
+        }
+        .boxed()
+    }
+
+    fn record_run(&self, name: String, tick_ms: u64) -> StoreFuture<'_, ()> {
+        async move {
+            let mut conn = self.conn("recording a schedule run").await?;
+            Script::new(RECORD_RUN)
+                .key(&self.definitions_key)
+                .key(&self.last_run_key)
+                .arg(name)
+                .arg(tick_ms)
+                .invoke_async::<i64>(&mut conn)
+                .await
+                .map_err(Error::redis("recording a schedule run"))?;
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// Schedules in process memory, for [`MemoryBroker`](crate::MemoryBroker) set-ups. Clones
+/// share the storage: give every scheduler of the process a clone of one store.
+#[derive(Clone, Default)]
+pub struct MemoryScheduleStore {
+    schedules: Arc<Mutex<BTreeMap<String, (String, Option<u64>)>>>,
+}
+
+impl MemoryScheduleStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, (String, Option<u64>)>) -> T) -> T {
+        // Every update is a single map operation, so a poisoned lock holds consistent data.
+        let mut schedules = self
+            .schedules
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut schedules)
+    }
+}
+
+impl ScheduleStore for MemoryScheduleStore {
+    fn load(&self) -> StoreFuture<'_, Vec<StoredRecord>> {
+        let records = self.with(|schedules| {
+            schedules
+                .iter()
+                .map(|(name, (definition, last_run_ms))| StoredRecord {
+                    name: name.clone(),
+                    definition: definition.clone(),
+                    last_run_ms: *last_run_ms,
+                })
+                .collect()
+        });
+        async move { Ok(records) }.boxed()
+    }
+
+    fn put(&self, name: String, definition: String) -> StoreFuture<'_, ()> {
+        self.with(|schedules| {
+            schedules
+                .entry(name)
+                .and_modify(|(stored, _)| stored.clone_from(&definition))
+                .or_insert_with(|| (definition.clone(), None));
+        });
+        async { Ok(()) }.boxed()
+    }
+
+    fn remove(&self, names: Vec<String>) -> StoreFuture<'_, usize> {
+        let removed = self.with(|schedules| {
+            names
+                .iter()
+                .filter(|name| schedules.remove(*name).is_some())
+                .count()
+        });
+        async move { Ok(removed) }.boxed()
+    }
+
+    fn record_run(&self, name: String, tick_ms: u64) -> StoreFuture<'_, ()> {
+        self.with(|schedules| {
+            if let Some((_, last_run)) = schedules.get_mut(&name)
+                && last_run.is_none_or(|last| last < tick_ms)
+            {
+                *last_run = Some(tick_ms);
+            }
+        });
+        async { Ok(()) }.boxed()
+    }
+}

@@ -1,0 +1,284 @@
+//! The scheduler on both brokers: interval ticks, removal on start, runtime add/remove,
+//! catch-up once/skip, and several schedulers sending each tick exactly once.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::broker::Broker;
+use crate::{JobMessage, MemoryBroker, RedisBroker};
+
+/// One broker under test with its schedule store.
+struct Setup {
+    label: &'static str,
+    broker: Arc<dyn Broker>,
+    store: Arc<dyn ScheduleStore>,
+}
+
+impl Setup {
+    fn client(&self) -> Client {
+        Client::new(Arc::clone(&self.broker))
+    }
+
+    async fn scheduler(&self, specs: Vec<ScheduleSpec>) -> Scheduler {
+        Scheduler::new(self.client(), Arc::clone(&self.store), specs)
+            .await
+            .unwrap_or_else(|e| panic!("{}: scheduler: {e}", self.label))
+    }
+
+    /// Takes every job waiting on `queue`.
+    async fn drain(&self, queue: &str) -> Vec<JobMessage> {
+        let mut jobs = Vec::new();
+        loop {
+            let batch = self
+                .broker
+                .fetch("scheduler-test-reader", queue, 1000, Duration::from_millis(50))
+                .await
+                .unwrap_or_else(|e| panic!("{}: fetch: {e}", self.label));
+            if batch.is_empty() {
+                return jobs;
+            }
+            for payload in batch {
+                jobs.push(serde_json::from_str(&payload).expect("scheduler sends valid messages"));
+            }
+        }
+    }
+
+    async fn names(&self) -> Vec<String> {
+        list(&self.store)
+            .await
+            .unwrap_or_else(|e| panic!("{}: list: {e}", self.label))
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    }
+}
+
+async fn setups(prefix: &str) -> Vec<Setup> {
+    let redis = redis_harness::TestRedis::shared().expect("a Redis for the tests");
+    let namespace = redis_harness::unique_namespace(prefix);
+    let redis_broker = RedisBroker::connect(redis.url(), &namespace)
+        .await
+        .expect("connect");
+    let memory = MemoryBroker::new(&namespace);
+    vec![
+        Setup {
+            label: "redis",
+            store: redis_broker.schedule_store(),
+            broker: Arc::new(redis_broker),
+        },
+        Setup {
+            label: "memory",
+            store: Arc::new(MemoryScheduleStore::new()),
+            broker: Arc::new(memory),
+        },
+    ]
+}
+
+fn every_second(name: &str) -> ScheduleSpec {
+    ScheduleSpec::every(name, "tick", json!([name, 1]), Duration::from_secs(1)).expect("valid")
+}
+
+/// Runs the schedulers for `duration`, then stops them all.
+async fn run_for(schedulers: Vec<Scheduler>, duration: Duration) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let tasks: Vec<_> = schedulers
+        .into_iter()
+        .map(|scheduler| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(scheduler.run_until(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }))
+        })
+        .collect();
+    tokio::time::sleep(duration).await;
+    stop.send_replace(true);
+    for task in tasks {
+        task.await.expect("scheduler task").expect("scheduler run");
+    }
+}
+
+#[tokio::test]
+async fn interval_schedules_send_their_task_every_tick() {
+    for setup in setups("sched-interval").await {
+        let spec = every_second("ping").on_queue("scheduled");
+        let scheduler = setup.scheduler(vec![spec]).await;
+        run_for(vec![scheduler], Duration::from_millis(3300)).await;
+
+        let jobs = setup.drain("scheduled").await;
+        assert!((3..=4).contains(&jobs.len()), "{}: {} jobs in 3.3 s", setup.label, jobs.len());
+        for job in &jobs {
+            assert_eq!(job.task, "tick");
+            assert_eq!(job.args, json!(["ping", 1]));
+        }
+        let status = list(&setup.store).await.expect("list");
+        assert_eq!(status.len(), 1);
+        assert_eq!(status[0].spec, "every 1s");
+        let last = status[0].last_run.expect("last run recorded");
+        let next = status[0].next_run.expect("next run known");
+        assert!(next > last, "{}: next {next} not after last {last}", setup.label);
+    }
+}
+
+#[tokio::test]
+async fn cron_schedules_send_at_their_seconds() {
+    for setup in setups("sched-cron").await {
+        let spec = ScheduleSpec::cron("c", "tick", json!([]), "* * * * * *").expect("every second");
+        let scheduler = setup.scheduler(vec![spec]).await;
+        run_for(vec![scheduler], Duration::from_millis(2300)).await;
+        let jobs = setup.drain(crate::DEFAULT_QUEUE).await;
+        assert!((2..=3).contains(&jobs.len()), "{}: {} jobs", setup.label, jobs.len());
+    }
+}
+
+#[tokio::test]
+async fn configured_schedules_missing_from_the_config_are_removed_on_start() {
+    for setup in setups("sched-removal").await {
+        setup.scheduler(vec![every_second("a"), every_second("b")]).await;
+        let runtime = Scheduler::attach(setup.client(), Arc::clone(&setup.store));
+        runtime.add(&every_second("added-at-runtime")).await.expect("add");
+        assert_eq!(setup.names().await, ["a", "added-at-runtime", "b"], "{}", setup.label);
+
+        setup.scheduler(vec![every_second("a")]).await;
+        assert_eq!(setup.names().await, ["a", "added-at-runtime"], "{}", setup.label);
+
+        assert!(runtime.remove("added-at-runtime").await.expect("remove"));
+        assert!(!runtime.remove("added-at-runtime").await.expect("remove again"));
+        assert_eq!(setup.names().await, ["a"], "{}", setup.label);
+    }
+}
+
+#[tokio::test]
+async fn a_running_scheduler_picks_up_schedules_added_and_removed_elsewhere() {
+    for setup in setups("sched-runtime").await {
+        let running = setup
+            .scheduler(Vec::new())
+            .await
+            .with_refresh(Duration::from_millis(100));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(running.run_until(async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        let admin = Scheduler::attach(setup.client(), Arc::clone(&setup.store));
+        admin.add(&every_second("late")).await.expect("add");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let sent_while_present = setup.drain(crate::DEFAULT_QUEUE).await.len();
+        admin.remove("late").await.expect("remove");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let sent_after_removal = setup.drain(crate::DEFAULT_QUEUE).await.len();
+        stop.send_replace(true);
+        task.await.expect("task").expect("run");
+        assert!(sent_while_present >= 1, "{}: nothing sent for an added schedule", setup.label);
+        assert_eq!(sent_after_removal, 0, "{}: a removed schedule still fired", setup.label);
+    }
+}
+
+/// A daily schedule whose last run was ten days ago: nine missed ticks.
+async fn stale_daily(setup: &Setup, catch_up: CatchUp) -> ScheduleSpec {
+    let spec = ScheduleSpec::every("daily", "report", json!([]), Duration::from_secs(86_400))
+        .expect("valid")
+        .with_catch_up(catch_up);
+    setup.scheduler(vec![spec.clone()]).await;
+    let ten_days_ago = now_ms() - 10 * 86_400_000;
+    setup
+        .store
+        .record_run("daily".into(), ten_days_ago)
+        .await
+        .expect("record");
+    spec
+}
+
+#[tokio::test]
+async fn missed_ticks_get_one_catch_up_run_even_with_three_schedulers_starting() {
+    for setup in setups("sched-catchup").await {
+        let spec = stale_daily(&setup, CatchUp::Once).await;
+        let mut schedulers = Vec::new();
+        for _ in 0..3 {
+            schedulers.push(setup.scheduler(vec![spec.clone()]).await);
+        }
+        run_for(schedulers, Duration::from_millis(500)).await;
+        let jobs = setup.drain(crate::DEFAULT_QUEUE).await;
+        assert_eq!(jobs.len(), 1, "{}: catch-up runs", setup.label);
+        let status = list(&setup.store).await.expect("list");
+        let last = status[0].last_run.expect("recorded").timestamp_millis() as u64;
+        assert_eq!(last, spec.timing.latest_at_or_before(now_ms()).expect("tick"));
+    }
+}
+
+#[tokio::test]
+async fn catch_up_skip_waits_for_the_next_tick() {
+    for setup in setups("sched-skip").await {
+        let spec = stale_daily(&setup, CatchUp::Skip).await;
+        let scheduler = setup.scheduler(vec![spec]).await;
+        run_for(vec![scheduler], Duration::from_millis(500)).await;
+        assert!(setup.drain(crate::DEFAULT_QUEUE).await.is_empty(), "{}", setup.label);
+    }
+}
+
+#[tokio::test]
+async fn three_schedulers_send_every_tick_exactly_once() {
+    for setup in setups("sched-three").await {
+        let fired: Arc<Mutex<Vec<FiredTick>>> = Arc::default();
+        let mut schedulers = Vec::new();
+        for _ in 0..3 {
+            let fired = Arc::clone(&fired);
+            let scheduler = setup
+                .scheduler(vec![every_second("shared")])
+                .await
+                .on_fire(move |tick| fired.lock().expect("lock").push(tick.clone()));
+            schedulers.push(scheduler);
+        }
+        run_for(schedulers, Duration::from_millis(6500)).await;
+
+        let fired = fired.lock().expect("lock").clone();
+        let ticks: Vec<u64> = fired.iter().map(|f| f.tick_ms).collect();
+        let distinct: BTreeSet<u64> = ticks.iter().copied().collect();
+        assert_eq!(distinct.len(), ticks.len(), "{}: a tick was sent twice: {ticks:?}", setup.label);
+        assert!(ticks.len() >= 5, "{}: only {} ticks in 6.5 s", setup.label, ticks.len());
+        let (first, last) = (distinct.first().copied(), distinct.last().copied());
+        let expected: BTreeSet<u64> = match (first, last) {
+            (Some(first), Some(last)) => (first..=last).step_by(1000).collect(),
+            _ => BTreeSet::new(),
+        };
+        assert_eq!(distinct, expected, "{}: a tick was skipped", setup.label);
+
+        let jobs = setup.drain(crate::DEFAULT_QUEUE).await;
+        let queued: HashSet<String> = jobs.into_iter().map(|j| j.id).collect();
+        let reported: HashSet<String> = fired.into_iter().map(|f| f.job_id).collect();
+        assert_eq!(queued, reported, "{}: queue and fired ticks disagree", setup.label);
+    }
+}
+
+#[tokio::test]
+async fn stats_count_redis_schedules() {
+    let redis = redis_harness::TestRedis::shared().expect("a Redis for the tests");
+    let namespace = redis_harness::unique_namespace("sched-stats");
+    let broker = RedisBroker::connect(redis.url(), &namespace).await.expect("connect");
+    let client = Client::new(broker.clone());
+    Scheduler::new(client.clone(), &broker, vec![every_second("x"), every_second("y")])
+        .await
+        .expect("scheduler");
+    assert_eq!(client.stats().await.expect("stats").schedules, 2);
+    let listed = list(&broker).await.expect("list");
+    assert_eq!(listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["x", "y"]);
+}
+
+#[tokio::test]
+async fn invalid_specs_are_refused_before_anything_is_stored() {
+    let store = MemoryScheduleStore::new();
+    let client = Client::new(MemoryBroker::new("sched-invalid"));
+    let mut bad = every_second("bad");
+    bad.args = json!("not a list");
+    let error = Scheduler::new(client.clone(), store.clone(), vec![every_second("ok"), bad])
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(error, ScheduleError::InvalidField { field: "args", .. }), "{error}");
+    let twice = Scheduler::new(client, store.clone(), vec![every_second("a"), every_second("a")]).await;
+    assert!(matches!(twice, Err(ScheduleError::DuplicateName(_))));
+    assert!(list(&store).await.expect("list").is_empty());
+}
