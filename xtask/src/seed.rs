@@ -122,7 +122,9 @@ fn options(args: &Args) -> anyhow::Result<SeedOptions> {
 
 fn draw(bar: &ProgressBar, event: &ProgressEvent) {
     match event {
-        ProgressEvent::Started { total_rows: Some(total) } => {
+        ProgressEvent::Started {
+            total_rows: Some(total),
+        } => {
             bar.set_length(*total);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -133,8 +135,10 @@ fn draw(bar: &ProgressBar, event: &ProgressEvent) {
         }
         ProgressEvent::Started { total_rows: None } => {
             bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {human_pos} records {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {human_pos} records {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
         }

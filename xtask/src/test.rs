@@ -22,7 +22,8 @@ const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Extra arguments for `cargo test`, after `--` (e.g. `-- -p jobq -- --nocapture`).
+    /// Extra arguments for `cargo test`, after `--` (e.g. `-- -p jobq -- --nocapture`;
+    /// with `-p`, only the named packages are tested instead of the whole workspace).
     #[arg(last = true)]
     cargo_test_args: Vec<String>,
 }
@@ -54,10 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// The workspace root: xtask lives one level below it.
 fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .unwrap_or(manifest_dir)
-        .to_path_buf()
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
 /// Builds `sample_data/sample_posts.db` from the raw sample files when it does not exist,
@@ -79,24 +77,37 @@ fn seed_sample_db_if_missing(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `cargo test --workspace` with `REDIS_URL` set and returns its exit code. On
+/// Runs `cargo test` (the whole workspace unless packages are named) with `REDIS_URL` set and returns its exit code. On
 /// SIGINT/SIGTERM/SIGHUP it waits for cargo to stop (a terminal's Ctrl-C reaches cargo and
 /// the test binaries too), killing it after [`INTERRUPT_GRACE`], so the caller can still
 /// tear the Redis down.
 async fn run_cargo_test(root: &Path, redis_url: &str, args: &Args) -> anyhow::Result<i32> {
+    // Listening before cargo starts, so no signal in between ends xtask without teardown.
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    // `-- -p <crate>` narrows the run; otherwise every workspace member is tested.
+    let picks_packages = args
+        .cargo_test_args
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| arg.starts_with("-p") || arg.starts_with("--package"));
+    let scope: &[&str] = if picks_packages {
+        &[]
+    } else {
+        &["--workspace"]
+    };
     let mut child = Command::new(&cargo)
-        .args(["test", "--workspace"])
+        .arg("test")
+        .args(scope)
         .args(&args.cargo_test_args)
         .current_dir(root)
         .env(REDIS_URL_ENV, redis_url)
         .kill_on_drop(true)
         .spawn()
-        .with_context(|| format!("starting `{cargo} test --workspace`"))?;
-
-    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-    let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+        .with_context(|| format!("starting `{cargo} test`"))?;
 
     // Exit codes follow the shell's 128 + signal number convention.
     let interrupted_code = tokio::select! {

@@ -51,7 +51,12 @@ fn child_worker_process() {
 fn spawn_worker_process(url: &str, namespace: &str, grace: Duration) -> Child {
     let exe = std::env::current_exe().expect("test binary path");
     Command::new(exe)
-        .args(["--exact", "child_worker_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_worker_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_URL, url)
         .env(CHILD_NAMESPACE, namespace)
         .env(CHILD_GRACE_MS, grace.as_millis().to_string())
@@ -107,14 +112,23 @@ async fn sigkill_of_a_worker_process_mid_job_loses_no_job() {
         if stats.processed >= 4 && stats.in_flight > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the worker process made no progress: {stats:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the worker process made no progress: {stats:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     child.kill().expect("SIGKILL the worker process");
     child.wait().expect("reap the worker process");
     let after_kill = client.stats().await.expect("stats");
-    assert!(after_kill.processed < N as u64, "killed too late: {after_kill:?}");
-    assert!(after_kill.in_flight > 0, "nothing was in flight: {after_kill:?}");
+    assert!(
+        after_kill.processed < N as u64,
+        "killed too late: {after_kill:?}"
+    );
+    assert!(
+        after_kill.in_flight > 0,
+        "nothing was in flight: {after_kill:?}"
+    );
 
     let rescuer = RunningWorker::start(test_app(), broker.clone(), fast_config());
     for res in &results {
@@ -178,7 +192,10 @@ async fn redis_killed_and_restarted_mid_stream_the_worker_recovers() {
         }
     }
     let stats = client.stats().await.expect("stats");
-    assert_eq!(stats.processed, stored, "an acknowledged job has no result: {stats:?}");
+    assert_eq!(
+        stats.processed, stored,
+        "an acknowledged job has no result: {stats:?}"
+    );
     assert_eq!(stats.in_flight, 0, "{stats:?}");
 }
 
@@ -193,7 +210,10 @@ async fn sigterm_lets_the_running_job_finish() {
     signal(&child, libc::SIGTERM);
     let status = wait_for_exit(&mut child, WAIT).await;
     assert!(status.success(), "{status:?}");
-    assert_eq!(res.try_get().await.expect("read").as_deref(), Some(res.id()));
+    assert_eq!(
+        res.try_get().await.expect("read").as_deref(),
+        Some(res.id())
+    );
     let stats = client.stats().await.expect("stats");
     assert_eq!((stats.in_flight, stats.workers), (0, 0), "{stats:?}");
 }

@@ -221,7 +221,12 @@ impl ContentItem {
     pub fn to_json(&self) -> String {
         // Every key is a string and no Serialize impl here returns an error, so
         // serde_json cannot fail; the fallback is unreachable.
-        serde_json::to_string(self).unwrap_or_default()
+        // Sized for the text plus the usual keys, so the buffer rarely grows.
+        let mut buf = Vec::with_capacity(self.text.len() + 384);
+        match serde_json::to_writer(&mut buf, self) {
+            Ok(()) => String::from_utf8(buf).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 }
 

@@ -146,24 +146,35 @@ impl Timestamp {
     /// The `YYYY-MM-DD HH:MM:SS` text stored in the DB's timestamp columns (fraction
     /// dropped), so SQLite string comparisons order and filter by time.
     pub fn to_db_string(&self) -> String {
-        let mut out = String::with_capacity(19);
-        self.write_date_time(&mut out, ' ')
-            .map(|()| out)
-            .unwrap_or_default()
+        let mut buf = [0u8; 19];
+        self.fill_date_time(&mut buf, b' ');
+        String::from_utf8_lossy(&buf).into_owned()
     }
 
-    fn write_date_time(&self, out: &mut impl fmt::Write, separator: char) -> fmt::Result {
+    /// Writes `YYYY-MM-DD?hh:mm:ss` into `buf`; bulk loads format millions of these, so
+    /// this avoids the formatting machinery.
+    fn fill_date_time(&self, buf: &mut [u8; 19], separator: u8) {
         let (d, t) = (self.0.date(), self.0.time());
-        write!(
-            out,
-            "{:04}-{:02}-{:02}{separator}{:02}:{:02}:{:02}",
-            d.year(),
-            d.month(),
-            d.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
+        // Years outside 0..=9999 cannot come from parsing; they are clamped to 4 digits.
+        let year = d.year().clamp(0, 9999) as u32;
+        let put = |buf: &mut [u8; 19], at: usize, value: u32, width: usize| {
+            let mut v = value;
+            for i in (0..width).rev() {
+                buf[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(buf, 0, year, 4);
+        buf[4] = b'-';
+        put(buf, 5, d.month(), 2);
+        buf[7] = b'-';
+        put(buf, 8, d.day(), 2);
+        buf[10] = separator;
+        put(buf, 11, t.hour(), 2);
+        buf[13] = b':';
+        put(buf, 14, t.minute(), 2);
+        buf[16] = b':';
+        put(buf, 17, t.second(), 2);
     }
 }
 
@@ -175,7 +186,9 @@ fn two_digits(a: u8, b: u8) -> Option<u32> {
 impl fmt::Display for Timestamp {
     /// The JSON form: `YYYY-MM-DDThh:mm:ss[.ffffff]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_date_time(f, 'T')?;
+        let mut buf = [0u8; 19];
+        self.fill_date_time(&mut buf, b'T');
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)?;
         let micros = self.0.nanosecond() / 1_000;
         if micros != 0 {
             write!(f, ".{micros:06}")?;

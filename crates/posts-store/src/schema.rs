@@ -83,7 +83,10 @@ pub fn enable_wal(conn: &Connection) -> Result<(), StoreError> {
         Ok(())
     } else {
         Err(StoreError::UnsupportedSchema {
-            reason: format!("{} refused WAL mode (journal mode is {mode})", describe(conn)),
+            reason: format!(
+                "{} refused WAL mode (journal mode is {mode})",
+                describe(conn)
+            ),
         })
     }
 }
@@ -132,7 +135,9 @@ pub fn detect_variant(conn: &Connection) -> Result<Option<SchemaVariant>, StoreE
         Some("TEXT") => Ok(Some(SchemaVariant::TextId)),
         Some("INTEGER") => Ok(Some(SchemaVariant::AutoIncrementId)),
         Some(other) => Err(StoreError::UnsupportedSchema {
-            reason: format!("the posts table's id column has type {other:?}, expected TEXT or INTEGER"),
+            reason: format!(
+                "the posts table's id column has type {other:?}, expected TEXT or INTEGER"
+            ),
         }),
         None => Err(StoreError::UnsupportedSchema {
             reason: "the posts table has no id column".to_owned(),

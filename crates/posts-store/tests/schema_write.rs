@@ -36,7 +36,11 @@ fn blobs(path: &std::path::Path) -> Vec<(String, String)> {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn write(path: &std::path::Path, mode: WriteMode, rows: &[(&str, &str)]) -> Result<u64, StoreError> {
+fn write(
+    path: &std::path::Path,
+    mode: WriteMode,
+    rows: &[(&str, &str)],
+) -> Result<u64, StoreError> {
     let mut writer = PostsWriter::open(path, mode, Commit::AllOrNothing)?.with_batch_rows(2);
     for (id, blob) in rows {
         writer.push(row(id, blob))?;
@@ -48,10 +52,22 @@ fn write(path: &std::path::Path, mode: WriteMode, rows: &[(&str, &str)]) -> Resu
 fn writer_creates_the_exact_table_indexes_and_wal() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("nested/dir/posts.db");
-    assert_eq!(write(&path, WriteMode::Create, &[("a", "{}"), ("b", "{}"), ("c", "{}")]).ok(), Some(3));
+    assert_eq!(
+        write(
+            &path,
+            WriteMode::Create,
+            &[("a", "{}"), ("b", "{}"), ("c", "{}")]
+        )
+        .ok(),
+        Some(3)
+    );
     let conn = open(&path);
     let sql: String = conn
-        .query_row("SELECT sql FROM sqlite_master WHERE name = 'posts'", [], |r| r.get(0))
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'posts'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(sql, POSTS_TABLE_DDL);
     let indexed: Vec<String> = conn
@@ -60,13 +76,20 @@ fn writer_creates_the_exact_table_indexes_and_wal() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         indexed,
-        ["idx_posts_created_at", "idx_posts_platform", "idx_posts_session_user_id"]
+        [
+            "idx_posts_created_at",
+            "idx_posts_platform",
+            "idx_posts_session_user_id"
+        ]
     );
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(mode, "wal");
-    assert_eq!(detect_variant(&conn).ok(), Some(Some(SchemaVariant::TextId)));
+    assert_eq!(
+        detect_variant(&conn).ok(),
+        Some(Some(SchemaVariant::TextId))
+    );
 }
 
 #[test]
@@ -75,8 +98,15 @@ fn existing_table_without_a_flag_is_an_error_and_nothing_is_written() {
     let path = dir.path().join("posts.db");
     assert!(write(&path, WriteMode::Create, &[("a", "one")]).is_ok());
     let err = write(&path, WriteMode::Create, &[("b", "two")]);
-    assert!(matches!(err, Err(StoreError::TableExists { .. })), "{err:?}");
-    assert!(err.err().map(|e| e.to_string()).is_some_and(|m| m.contains("--upsert")));
+    assert!(
+        matches!(err, Err(StoreError::TableExists { .. })),
+        "{err:?}"
+    );
+    assert!(
+        err.err()
+            .map(|e| e.to_string())
+            .is_some_and(|m| m.contains("--upsert"))
+    );
     assert_eq!(blobs(&path), [("a".to_owned(), "one".to_owned())]);
 }
 
@@ -134,18 +164,29 @@ fn both_schema_variants_are_detected() {
     assert_eq!(detect_variant(&text).ok(), Some(None));
     assert!(schema::create_posts_table(&text).is_ok());
     assert!(schema::create_posts_table_variant(&published, SchemaVariant::AutoIncrementId).is_ok());
-    assert_eq!(detect_variant(&text).ok(), Some(Some(SchemaVariant::TextId)));
-    assert_eq!(detect_variant(&published).ok(), Some(Some(SchemaVariant::AutoIncrementId)));
-    let sql: Result<String, _> =
-        published.query_row("SELECT sql FROM sqlite_master WHERE name = 'posts'", [], |r| r.get(0));
+    assert_eq!(
+        detect_variant(&text).ok(),
+        Some(Some(SchemaVariant::TextId))
+    );
+    assert_eq!(
+        detect_variant(&published).ok(),
+        Some(Some(SchemaVariant::AutoIncrementId))
+    );
+    let sql: Result<String, _> = published.query_row(
+        "SELECT sql FROM sqlite_master WHERE name = 'posts'",
+        [],
+        |r| r.get(0),
+    );
     assert_eq!(sql.ok().as_deref(), Some(PUBLISHED_POSTS_TABLE_DDL));
 }
 
 #[test]
 fn tables_the_readers_cannot_use_are_rejected() {
     let conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
-    conn.execute_batch("CREATE TABLE posts (id TEXT PRIMARY KEY, platform TEXT, created_at TIMESTAMP)")
-        .unwrap_or_else(|e| panic!("{e}"));
+    conn.execute_batch(
+        "CREATE TABLE posts (id TEXT PRIMARY KEY, platform TEXT, created_at TIMESTAMP)",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let err = detect_variant(&conn);
     assert!(
         matches!(&err, Err(StoreError::UnsupportedSchema { reason }) if reason.contains("post_blob")),
@@ -157,7 +198,12 @@ fn tables_the_readers_cannot_use_are_rejected() {
 fn upsert_into_the_published_variant_is_refused() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("published.db");
-    assert!(schema::create_posts_table_variant(&open(&path), SchemaVariant::AutoIncrementId).is_ok());
+    assert!(
+        schema::create_posts_table_variant(&open(&path), SchemaVariant::AutoIncrementId).is_ok()
+    );
     let err = write(&path, WriteMode::Upsert, &[("a", "x")]);
-    assert!(matches!(err, Err(StoreError::UnsupportedSchema { .. })), "{err:?}");
+    assert!(
+        matches!(err, Err(StoreError::UnsupportedSchema { .. })),
+        "{err:?}"
+    );
 }

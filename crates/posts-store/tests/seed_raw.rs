@@ -2,8 +2,6 @@
 //! per-record error reports, strict mode, duplicates, the session user and the
 //! user-pool simulation.
 
-use std::path::Path;
-
 use posts_model::{ContentItem, Platform, Timestamp};
 use posts_store::etl::{
     self, EtlError, RecordError, SeedOptions, SeedSummary, Source, UserPoolOptions,
@@ -12,8 +10,7 @@ use posts_store::etl::{
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
-const FACEBOOK_HEADER: &str =
-    "id,parent_id,all_post_ids,text,author_name_hash,type,created_at,like,love,haha,wow,sad,angry,comment,share";
+const FACEBOOK_HEADER: &str = "id,parent_id,all_post_ids,text,author_name_hash,type,created_at,like,love,haha,wow,sad,angry,comment,share";
 const REDDIT_HEADER: &str =
     "id,title,parent_id,post_id,text,author_name_hash,type,created_at,upvotes,downvotes";
 const ISSUE_BLOB: &str = r#"{"id":"a1","post_id":null,"parent_id":"","title":null,"text":"Truth!","author_name_hash":"0f..","type":"comment","embedded_urls":[],"created_at":"2017-05-31T15:59:28","engagements":{"like":0,"love":0,"care":0,"haha":0,"wow":0,"sad":0,"angry":0,"comment":0,"share":0}}"#;
@@ -30,7 +27,8 @@ impl Fixture {
     }
 
     fn file(&self, name: &str, text: &str) -> &Self {
-        std::fs::write(self.dir.path().join("raw").join(name), text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(self.dir.path().join("raw").join(name), text)
+            .unwrap_or_else(|e| panic!("{e}"));
         self
     }
 
@@ -89,12 +87,17 @@ impl Row {
     }
 }
 
-fn rejection<'a>(summary: &'a SeedSummary, record: u64) -> &'a RecordError {
+fn rejection(summary: &SeedSummary, record: u64) -> &RecordError {
     summary
         .rejected_records
         .iter()
         .find(|r| r.record == record)
-        .unwrap_or_else(|| panic!("no rejection of record {record}: {:?}", summary.rejected_records))
+        .unwrap_or_else(|| {
+            panic!(
+                "no rejection of record {record}: {:?}",
+                summary.rejected_records
+            )
+        })
 }
 
 #[test]
@@ -111,13 +114,26 @@ fn facebook_csv_edge_cases() {
     );
     fixture.file("facebook.csv", &csv);
     let summary = fixture.seed();
-    let counts = summary.platforms.get(&Platform::Facebook).copied().unwrap_or_default();
-    assert_eq!((counts.loaded, counts.rejected), (2, 4), "{:?}", summary.rejected_records);
+    let counts = summary
+        .platforms
+        .get(&Platform::Facebook)
+        .copied()
+        .unwrap_or_default();
+    assert_eq!(
+        (counts.loaded, counts.rejected),
+        (2, 4),
+        "{:?}",
+        summary.rejected_records
+    );
 
     let negative = rejection(&summary, 2);
     assert_eq!(negative.field.as_deref(), Some("like"));
     assert!(negative.reason.contains("negative"), "{negative}");
-    assert_eq!(negative.line, Some(4), "the quoted newline makes record 2 start on line 4");
+    assert_eq!(
+        negative.line,
+        Some(4),
+        "the quoted newline makes record 2 start on line 4"
+    );
     assert_eq!(rejection(&summary, 3).field.as_deref(), Some("created_at"));
     assert!(rejection(&summary, 4).reason.contains("expected 15 fields"));
     assert!(rejection(&summary, 6).reason.contains("unterminated"));
@@ -125,7 +141,10 @@ fn facebook_csv_edge_cases() {
 
     let rows = fixture.rows();
     let post = rows[0].json();
-    assert_eq!(post["text"], json!("Line one\nline \"two\" https://example.com/x."));
+    assert_eq!(
+        post["text"],
+        json!("Line one\nline \"two\" https://example.com/x.")
+    );
     assert_eq!(post["type"], json!("post"));
     assert_eq!(post["post_id"], json!("p1"));
     assert_eq!(post["parent_id"], Value::Null);
@@ -135,7 +154,10 @@ fn facebook_csv_edge_cases() {
         json!({"like":993,"love":0,"care":0,"haha":1,"wow":0,"sad":0,"angry":0,"comment":2,"share":3})
     );
     assert_eq!(rows[0].created_at, "2017-05-31 15:59:28");
-    assert_eq!((rows[1].id.as_str(), rows[1].content_type.as_str()), ("c4", "comment"));
+    assert_eq!(
+        (rows[1].id.as_str(), rows[1].content_type.as_str()),
+        ("c4", "comment")
+    );
     assert_eq!(rows[1].json()["parent_id"], json!("p1"));
 }
 
@@ -185,7 +207,10 @@ fn twitter_json_maps_replies_urls_and_survives_truncation() {
     fixture.file("twitter.json", tweets);
     let summary = fixture.seed();
     assert_eq!(summary.rows_written, 2);
-    assert_eq!(rejection(&summary, 3).field.as_deref(), Some("public_metrics.like_count"));
+    assert_eq!(
+        rejection(&summary, 3).field.as_deref(),
+        Some("public_metrics.like_count")
+    );
     assert!(rejection(&summary, 4).reason.contains("invalid JSON"));
     let rows = fixture.rows();
     let first = rows[0].json();
@@ -193,7 +218,10 @@ fn twitter_json_maps_replies_urls_and_survives_truncation() {
     assert_eq!(first["author_name_hash"], json!("9"));
     assert_eq!(first["language"], json!("en"));
     assert_eq!(first["embedded_urls"], json!(["https://www.npr.org/story"]));
-    assert_eq!(first["engagements"], json!({"retweet":5,"like":20,"comment":1,"share":2}));
+    assert_eq!(
+        first["engagements"],
+        json!({"retweet":5,"like":20,"comment":1,"share":2})
+    );
     let reply = rows[1].json();
     assert_eq!(reply["type"], json!("comment"));
     assert_eq!(reply["parent_id"], json!("100"));
@@ -205,7 +233,10 @@ fn jsonl_items_keep_their_exact_json_and_bad_lines_are_reported() {
     let fixture = Fixture::new();
     let reddit_item = r#"{"id":"r9","text":"hi","author_name_hash":"x","type":"post","created_at":"2020-01-01T00:00:00","engagements":{"score":1,"comment":0,"award":0}}"#;
     fixture
-        .file("facebook.jsonl", &format!("{ISSUE_BLOB}\n\n{reddit_item}\n{{\"id\":\"trunc"))
+        .file(
+            "facebook.jsonl",
+            &format!("{ISSUE_BLOB}\n\n{reddit_item}\n{{\"id\":\"trunc"),
+        )
         .file("notes.jsonl", "{}\n");
     let summary = fixture.seed();
     assert_eq!(summary.rows_written, 1);
@@ -266,7 +297,10 @@ fn strict_mode_writes_nothing_on_the_first_bad_record() {
     let err = etl::seed(&options, &mut |_| {});
     match err {
         Err(EtlError::Strict(record)) => {
-            assert_eq!((record.record, record.field.as_deref()), (2, Some("created_at")));
+            assert_eq!(
+                (record.record, record.field.as_deref()),
+                (2, Some("created_at"))
+            );
         }
         other => panic!("expected a strict-mode error, got {other:?}"),
     }
@@ -280,10 +314,19 @@ fn an_existing_db_is_not_touched_without_a_flag() {
     fixture.file("facebook.jsonl", &format!("{ISSUE_BLOB}\n"));
     fixture.seed();
     let err = etl::seed(&fixture.options(), &mut |_| {});
-    assert!(matches!(err, Err(EtlError::Store(posts_store::StoreError::TableExists { .. }))), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Err(EtlError::Store(posts_store::StoreError::TableExists { .. }))
+        ),
+        "{err:?}"
+    );
     let mut upsert = fixture.options();
     upsert.mode = posts_store::write::WriteMode::Upsert;
-    assert_eq!(etl::seed(&upsert, &mut |_| {}).map(|s| s.rows_written).ok(), Some(1));
+    assert_eq!(
+        etl::seed(&upsert, &mut |_| {}).map(|s| s.rows_written).ok(),
+        Some(1)
+    );
     assert_eq!(fixture.rows().len(), 1);
 }
 
@@ -297,11 +340,13 @@ fn an_empty_raw_dir_is_an_error() {
 fn many_items(fixture: &Fixture, platform: &str, n: usize) {
     let lines: Vec<String> = (0..n)
         .map(|i| {
-            let mut item: Value = serde_json::from_str(ISSUE_BLOB).unwrap_or_else(|e| panic!("{e}"));
+            let mut item: Value =
+                serde_json::from_str(ISSUE_BLOB).unwrap_or_else(|e| panic!("{e}"));
             item["id"] = json!(format!("{platform}-{i}"));
             item["created_at"] = json!(format!("2017-05-{:02}T10:00:00", i % 28 + 1));
             if platform == "reddit" {
-                item["engagements"] = json!({"upvote":1,"downvote":0,"score":1,"comment":0,"award":0});
+                item["engagements"] =
+                    json!({"upvote":1,"downvote":0,"score":1,"comment":0,"award":0});
             }
             item.to_string()
         })
@@ -329,14 +374,21 @@ fn user_pool_uses_each_item_once_in_chronological_sessions() {
     assert_eq!(ids.len(), 400);
     let mut per_user: std::collections::BTreeMap<&str, Vec<&Row>> = Default::default();
     for row in &rows {
-        per_user.entry(row.session_user_id.as_str()).or_default().push(row);
+        per_user
+            .entry(row.session_user_id.as_str())
+            .or_default()
+            .push(row);
     }
     assert_eq!(per_user.len(), 8);
     for feed in per_user.values() {
-        let platforms: std::collections::BTreeSet<&str> = feed.iter().map(|r| r.platform.as_str()).collect();
+        let platforms: std::collections::BTreeSet<&str> =
+            feed.iter().map(|r| r.platform.as_str()).collect();
         assert_eq!(platforms.len(), 1, "a user reads one platform");
         let times: Vec<&str> = feed.iter().map(|r| r.session_timestamp.as_str()).collect();
-        assert!(times.windows(2).all(|w| w[0] <= w[1]), "sessions out of order: {times:?}");
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "sessions out of order: {times:?}"
+        );
         assert!(times.iter().all(|t| *t <= "2024-06-01 12:00:00"));
         let sessions: std::collections::BTreeSet<&str> = times.iter().copied().collect();
         assert_eq!(sessions.len(), feed.len().div_ceil(10));
@@ -348,9 +400,15 @@ fn user_pool_uses_each_item_once_in_chronological_sessions() {
     same.db_path = again.db();
     etl::seed(&same, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let pairs = |rows: Vec<Row>| -> Vec<(String, String, String)> {
-        rows.into_iter().map(|r| (r.id, r.session_user_id, r.session_timestamp)).collect()
+        rows.into_iter()
+            .map(|r| (r.id, r.session_user_id, r.session_timestamp))
+            .collect()
     };
-    assert_eq!(pairs(rows), pairs(again.rows()), "the same seed gives the same pool");
+    assert_eq!(
+        pairs(rows),
+        pairs(again.rows()),
+        "the same seed gives the same pool"
+    );
 }
 
 #[test]
@@ -360,7 +418,10 @@ fn decoded_blobs_round_trip_from_the_db() {
     fixture.seed();
     for row in fixture.rows() {
         let item = ContentItem::from_json(&row.blob).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(serde_json::from_str::<Value>(&item.to_json()).ok(), Some(row.json()));
+        assert_eq!(
+            serde_json::from_str::<Value>(&item.to_json()).ok(),
+            Some(row.json())
+        );
     }
 }
 
@@ -370,14 +431,15 @@ fn progress_reports_files_and_rows() {
     many_items(&fixture, "twitter", 0);
     many_items(&fixture, "reddit", 3);
     let mut events = Vec::new();
-    etl::seed(&fixture.options(), &mut |e| events.push(e.clone())).unwrap_or_else(|e| panic!("{e}"));
-    assert!(matches!(events.first(), Some(etl::ProgressEvent::Started { total_rows: None })));
-    assert!(events.iter().any(|e| matches!(e, etl::ProgressEvent::Reading { path } if path.ends_with("reddit.jsonl"))));
+    etl::seed(&fixture.options(), &mut |e| events.push(e.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        events.first(),
+        Some(etl::ProgressEvent::Started { total_rows: None })
+    ));
+    assert!(events.iter().any(
+        |e| matches!(e, etl::ProgressEvent::Reading { path } if path.ends_with("reddit.jsonl"))
+    ));
     assert!(events.contains(&etl::ProgressEvent::Rows { done: 3 }));
     assert_eq!(events.last(), Some(&etl::ProgressEvent::Finishing));
-}
-
-#[allow(dead_code)]
-fn exists(path: &Path) -> bool {
-    path.exists()
 }

@@ -9,9 +9,11 @@ fn dump(path: &std::path::Path) -> Vec<(String, String, String, String, String)>
     let mut stmt = conn
         .prepare("SELECT id, session_timestamp, session_user_id, created_at, post_blob FROM posts ORDER BY id")
         .unwrap_or_else(|e| panic!("{e}"));
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .and_then(|rows| rows.collect())
-        .unwrap_or_else(|e| panic!("{e}"))
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .and_then(|rows| rows.collect())
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -49,7 +51,10 @@ fn synthetic_seed_respects_the_write_mode_and_reports_platforms() {
     let summary = etl::seed(&options, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let loaded: u64 = summary.platforms.values().map(|c| c.loaded).sum();
     assert_eq!((loaded, summary.platforms.len()), (1_000, 3));
-    assert!(etl::seed(&options, &mut |_| {}).is_err(), "an existing table needs a flag");
+    assert!(
+        etl::seed(&options, &mut |_| {}).is_err(),
+        "an existing table needs a flag"
+    );
     let bad = SeedOptions::synthetic(
         &path,
         SyntheticOptions {
@@ -57,5 +62,8 @@ fn synthetic_seed_respects_the_write_mode_and_reports_platforms() {
             ..SyntheticOptions::new(1)
         },
     );
-    assert!(matches!(etl::seed(&bad, &mut |_| {}), Err(etl::EtlError::InvalidOption { .. })));
+    assert!(matches!(
+        etl::seed(&bad, &mut |_| {}),
+        Err(etl::EtlError::InvalidOption { .. })
+    ));
 }

@@ -33,7 +33,10 @@ fn substring_counts_per_platform_with_between_semantics() {
         .unwrap();
         // The 2017-06-01 00:00:05 and 2017-05-30 posts are outside; null blobs and null
         // texts count as empty; the post without a platform counts only in total_rows.
-        assert_eq!(got.per_platform, counts(&[("facebook", 1), ("reddit", 2), ("twitter", 1)]));
+        assert_eq!(
+            got.per_platform,
+            counts(&[("facebook", 1), ("reddit", 2), ("twitter", 1)])
+        );
         assert_eq!(got.total_rows, 9, "{variant:?}");
         let value = serde_json::to_value(&got).unwrap();
         assert_eq!(
@@ -56,7 +59,9 @@ fn substring_counts_per_platform_with_between_semantics() {
 
 #[test]
 fn substring_on_a_large_range_agrees_with_a_naive_count() {
-    let words = ["Trump", "merkel", "ÉLYSÉE", "straße", "news", "TRUMPET", "😀", "kelvin"];
+    let words = [
+        "Trump", "merkel", "ÉLYSÉE", "straße", "news", "TRUMPET", "😀", "kelvin",
+    ];
     let mut posts = Vec::new();
     for i in 0..40_000usize {
         let platform = ["twitter", "reddit", "facebook"][i % 3];
@@ -87,9 +92,7 @@ fn substring_on_a_large_range_agrees_with_a_naive_count() {
                         serde_json::from_str(p.blob.as_deref().unwrap()).unwrap();
                     let text = v["text"].as_str().unwrap().to_lowercase();
                     if text.contains(&needle.to_lowercase()) {
-                        *expected
-                            .entry(p.platform.clone().unwrap())
-                            .or_insert(0u64) += 1;
+                        *expected.entry(p.platform.clone().unwrap()).or_insert(0u64) += 1;
                     }
                 }
             }
@@ -104,19 +107,18 @@ fn injection_attempts_are_bound_or_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("posts.db");
     let mut posts = sample_posts();
-    posts.push(post("twitter", "2017-05-31 17:00:00", "it's ' OR 1=1 -- here"));
+    posts.push(post(
+        "twitter",
+        "2017-05-31 17:00:00",
+        "it's ' OR 1=1 -- here",
+    ));
     make_db(&path, Variant::TextId, &posts);
     let before = std::fs::read(&path).unwrap();
     let env = env(&path);
     let cancel = CancelToken::new();
-    let got = substring_matches_by_platform(
-        &env,
-        &cancel,
-        "' OR 1=1 --",
-        "2017-05-31",
-        "2017-06-01",
-    )
-    .unwrap();
+    let got =
+        substring_matches_by_platform(&env, &cancel, "' OR 1=1 --", "2017-05-31", "2017-06-01")
+            .unwrap();
     assert_eq!(got.per_platform, counts(&[("twitter", 1)]));
     let got = substring_matches_by_platform(
         &env,
@@ -150,13 +152,19 @@ fn bad_dates_name_the_argument() {
     make_db(&path, Variant::IntegerId, &sample_posts());
     let env = env(&path);
     let cancel = CancelToken::new();
-    let err = substring_matches_by_platform(&env, &cancel, "x", "2017-13-45", "2017-06-01")
-        .unwrap_err();
+    let err =
+        substring_matches_by_platform(&env, &cancel, "x", "2017-13-45", "2017-06-01").unwrap_err();
     assert!(err.to_string().contains("from_"), "{err}");
     let err = count_top_named_entities(&env, &cancel, 3, "2017-05-31", "June 1st").unwrap_err();
-    assert!(matches!(err, TasksError::InvalidArgument { argument: "to", .. }), "{err:?}");
+    assert!(
+        matches!(err, TasksError::InvalidArgument { argument: "to", .. }),
+        "{err:?}"
+    );
     let err = count_top_named_entities(&env, &cancel, 0, "2017-05-31", "2017-06-01").unwrap_err();
-    assert!(matches!(err, TasksError::InvalidArgument { argument: "k", .. }), "{err:?}");
+    assert!(
+        matches!(err, TasksError::InvalidArgument { argument: "k", .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -180,7 +188,8 @@ fn top_entities_count_each_entity_once_per_post() {
         assert!(top.timestamp.ends_with('Z'));
         let all = count_top_named_entities(&env, &cancel, 100, "2017-05-31", "2017-06-01").unwrap();
         assert_eq!(all.top_named_entities.len(), 5);
-        let empty = count_top_named_entities(&env, &cancel, 10, "2020-01-01", "2020-12-31").unwrap();
+        let empty =
+            count_top_named_entities(&env, &cancel, 10, "2020-01-01", "2020-12-31").unwrap();
         assert!(empty.top_named_entities.is_empty());
     }
 }
@@ -190,14 +199,20 @@ fn cancelled_scans_stop_with_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("posts.db");
     let posts: Vec<Post> = (0..5000)
-        .map(|i| post("reddit", &format!("2017-05-{:02} 10:00:00", 1 + i % 28), "Trump"))
+        .map(|i| {
+            post(
+                "reddit",
+                &format!("2017-05-{:02} 10:00:00", 1 + i % 28),
+                "Trump",
+            )
+        })
         .collect();
     make_db(&path, Variant::TextId, &posts);
     let env = env(&path);
     let cancel = CancelToken::new();
     cancel.cancel();
-    let err = substring_matches_by_platform(&env, &cancel, "t", "2017-05-01", "2017-05-31")
-        .unwrap_err();
+    let err =
+        substring_matches_by_platform(&env, &cancel, "t", "2017-05-01", "2017-05-31").unwrap_err();
     assert!(matches!(err, TasksError::Cancelled), "{err:?}");
     let err = count_top_named_entities(&env, &cancel, 1, "2017-05-01", "2017-05-31").unwrap_err();
     assert!(matches!(err, TasksError::Cancelled), "{err:?}");
@@ -307,7 +322,13 @@ fn query_errors_are_typed() {
     assert_eq!(err.kind(), "SqlError");
     assert!(err.to_string().contains("syntax error"), "{err}");
     let err = query_posts_db(&env, &cancel, "   ").unwrap_err();
-    assert!(matches!(err, TasksError::InvalidArgument { argument: "query", .. }));
+    assert!(matches!(
+        err,
+        TasksError::InvalidArgument {
+            argument: "query",
+            ..
+        }
+    ));
     let err = query_posts_db(&env, &cancel, "-- just a comment").unwrap_err();
     assert_eq!(err.kind(), "QueryRefused", "{err}");
     let err = query_posts_db(

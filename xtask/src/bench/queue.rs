@@ -1,8 +1,341 @@
-//! placeholder
+//! `cargo xtask bench queue`: jobq end to end on a throwaway local `redis-server` (never
+//! the developer's 6379), with a no-op task and one worker at its default settings.
+//!
+//! Measured per run, several runs (median and min/max reported):
+//! - throughput: 100,000 jobs enqueued in pipelined batches, and once as one single
+//!   100,000-job batch, until every result is stored;
+//! - round-trip latency: 1,000 sequential `delay` + `get`, back to back and with the worker
+//!   idle for 5 ms before each job (a blocked fetch must wake at once).
+//!
+//! Numbers only mean something in an optimized build, so a debug build of xtask re-runs
+//! itself as `cargo run --release -p xtask -- bench queue ...`: `cargo xtask bench queue`
+//! always measures release code.
 
-#[derive(clap::Args)]
-pub struct Args {}
+use std::time::{Duration, Instant};
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+use anyhow::{Context, bail, ensure};
+use indicatif::{ProgressBar, ProgressStyle};
+use jobq::{App, Client, RedisBroker, TaskContext, TaskError, Worker, WorkerConfig};
+use redis_harness::{OwnedRedis, unique_namespace};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Runs of every measurement; the median and spread are reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Jobs per throughput measurement.
+    #[arg(long, default_value_t = 100_000)]
+    jobs: usize,
+    /// Jobs per pipelined batch in the batched throughput measurement.
+    #[arg(long, default_value_t = 1_000)]
+    batch: usize,
+    /// Sequential round trips per latency measurement.
+    #[arg(long, default_value_t = 1_000)]
+    round_trips: usize,
+}
+
+const NOOP: &str = "noop";
+const IDLE_BEFORE_JOB: Duration = Duration::from_millis(5);
+const RESULT_WAIT: Duration = Duration::from_secs(10);
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    ensure!(args.runs >= 1, "--runs must be at least 1");
+    ensure!(args.jobs >= 1, "--jobs must be at least 1");
+    ensure!(args.batch >= 1, "--batch must be at least 1");
+    ensure!(args.round_trips >= 1, "--round-trips must be at least 1");
+    if cfg!(debug_assertions) {
+        return rerun_in_release();
+    }
+
+    let redis = OwnedRedis::start().context("starting a throwaway redis-server")?;
+    eprintln!(
+        "bench queue: redis-server at {} (release build)",
+        redis.url()
+    );
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("building the client runtime")?;
+
+    let mut batched = Vec::new();
+    let mut single = Vec::new();
+    let mut back_to_back = Vec::new();
+    let mut idle = Vec::new();
+    for run in 1..=args.runs {
+        eprintln!("run {run}/{}", args.runs);
+        batched.push(measure_throughput(
+            &client_runtime,
+            redis.url(),
+            args.jobs,
+            args.batch,
+        )?);
+        single.push(measure_throughput(
+            &client_runtime,
+            redis.url(),
+            args.jobs,
+            args.jobs,
+        )?);
+        back_to_back.push(measure_latency(
+            &client_runtime,
+            redis.url(),
+            args.round_trips,
+            None,
+        )?);
+        idle.push(measure_latency(
+            &client_runtime,
+            redis.url(),
+            args.round_trips,
+            Some(IDLE_BEFORE_JOB),
+        )?);
+    }
+
+    println!();
+    println!(
+        "jobq queue benchmark: {} runs, no-op task, one worker at default settings, local redis-server",
+        args.runs
+    );
+    report_rate(
+        &format!(
+            "throughput, {} jobs in batches of {}",
+            args.jobs, args.batch
+        ),
+        &batched,
+    );
+    report_rate(
+        &format!("throughput, {} jobs in one batch", args.jobs),
+        &single,
+    );
+    report_latency(
+        &format!(
+            "latency, {} sequential round trips, back to back",
+            args.round_trips
+        ),
+        &back_to_back,
+    );
+    report_latency(
+        &format!(
+            "latency, {} sequential round trips, worker idle {} ms before each",
+            args.round_trips,
+            IDLE_BEFORE_JOB.as_millis()
+        ),
+        &idle,
+    );
+    Ok(())
+}
+
+/// Re-runs this command from an optimized build of xtask.
+fn rerun_in_release() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let passed: Vec<String> = std::env::args().skip(1).collect();
+    eprintln!("bench queue: building and running xtask in release mode");
+    let status = std::process::Command::new(&cargo)
+        .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
+        .args(&passed)
+        .status()
+        .with_context(|| format!("running `{cargo} run --release -p xtask`"))?;
+    if !status.success() {
+        bail!("the release build of the benchmark failed ({status})");
+    }
+    Ok(())
+}
+
+/// A worker at default settings on its own runtime, like a separate worker process would
+/// be; stops (and waits for the worker to finish) on drop.
+struct BenchWorker {
+    runtime: Option<Runtime>,
+    stop: watch::Sender<bool>,
+    done: Option<tokio::task::JoinHandle<Result<(), jobq::Error>>>,
+}
+
+impl BenchWorker {
+    fn start(broker: RedisBroker) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("building the worker runtime")?;
+        let mut app = App::new();
+        app.task(NOOP)
+            .args::<0>([])
+            .handler(|_ctx: TaskContext, (): ()| async move { Ok::<_, TaskError>(()) });
+        let worker = Worker::new(app, broker, WorkerConfig::default());
+        let (stop, mut stopped) = watch::channel(false);
+        let done = runtime.spawn(worker.run_until(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        Ok(BenchWorker {
+            runtime: Some(runtime),
+            stop,
+            done: Some(done),
+        })
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        self.stop.send_replace(true);
+        if let (Some(runtime), Some(done)) = (self.runtime.take(), self.done.take()) {
+            runtime
+                .block_on(done)
+                .context("the worker task panicked")?
+                .context("the worker stopped with an error")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BenchWorker {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// A fresh namespace per measurement, so counters start at zero and nothing is left over.
+fn connect(runtime: &Runtime, url: &str) -> anyhow::Result<RedisBroker> {
+    let namespace = unique_namespace("bench");
+    let broker = runtime
+        .block_on(RedisBroker::connect(url, &namespace))
+        .context("connecting to the bench redis")?;
+    Ok(broker)
+}
+
+/// Jobs per second from the first enqueue until every result is stored.
+fn measure_throughput(
+    runtime: &Runtime,
+    url: &str,
+    jobs: usize,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let broker = connect(runtime, url)?;
+    let worker = BenchWorker::start(broker.clone())?;
+    let client = Client::new(broker);
+    let progress = ProgressBar::new(jobs as u64).with_style(
+        ProgressStyle::with_template(&format!(
+            "  throughput (batch {batch:>6}) {{bar:30}} {{pos:>7}}/{{len}} {{per_sec}}"
+        ))
+        .context("progress template")?,
+    );
+    let started = Instant::now();
+    let elapsed = runtime.block_on(async {
+        let mut sent = 0;
+        while sent < jobs {
+            let count = batch.min(jobs - sent);
+            let handles = client
+                .delay_many::<(), [(); 0]>(NOOP, std::iter::repeat_n([], count))
+                .await
+                .context("enqueueing")?;
+            ensure!(
+                handles.len() == count,
+                "only {} of {count} jobs were enqueued",
+                handles.len()
+            );
+            sent += count;
+        }
+        // Completion is read from the processed counter; the sampling interval adds at most
+        // 2 ms to a measurement of several seconds.
+        loop {
+            let processed = client.stats().await.context("reading stats")?.processed;
+            progress.set_position(processed);
+            if processed >= jobs as u64 {
+                return Ok::<_, anyhow::Error>(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })?;
+    progress.finish_and_clear();
+    let failed = runtime.block_on(client.stats())?.failed;
+    worker.stop()?;
+    ensure!(failed == 0, "{failed} no-op jobs failed");
+    Ok(jobs as f64 / elapsed.as_secs_f64())
+}
+
+/// Round-trip times of `count` sequential `delay` + `get`, sorted.
+fn measure_latency(
+    runtime: &Runtime,
+    url: &str,
+    count: usize,
+    idle_before: Option<Duration>,
+) -> anyhow::Result<Vec<Duration>> {
+    let broker = connect(runtime, url)?;
+    let worker = BenchWorker::start(broker.clone())?;
+    let client = Client::new(broker);
+    let label = match idle_before {
+        Some(idle) => format!("latency (idle {} ms)  ", idle.as_millis()),
+        None => "latency (back to back)".to_string(),
+    };
+    let progress = ProgressBar::new(count as u64).with_style(
+        ProgressStyle::with_template(&format!("  {label} {{bar:30}} {{pos:>7}}/{{len}}"))
+            .context("progress template")?,
+    );
+    let samples = runtime.block_on(async {
+        // Warm the pool and the worker's fetch loop before measuring.
+        client
+            .delay::<()>(NOOP, [(); 0])
+            .await?
+            .get(RESULT_WAIT)
+            .await?;
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            if let Some(idle) = idle_before {
+                tokio::time::sleep(idle).await;
+            }
+            let started = Instant::now();
+            client
+                .delay::<()>(NOOP, [(); 0])
+                .await?
+                .get(RESULT_WAIT)
+                .await?;
+            samples.push(started.elapsed());
+            progress.inc(1);
+        }
+        Ok::<_, jobq::Error>(samples)
+    });
+    progress.finish_and_clear();
+    worker.stop()?;
+    let mut samples = samples.context("a round trip failed")?;
+    samples.sort();
+    Ok(samples)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
+fn spread(values: &[f64]) -> (f64, f64) {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+fn report_rate(label: &str, rates: &[f64]) {
+    let mut values = rates.to_vec();
+    let (min, max) = spread(&values);
+    println!(
+        "{label}: median {:.0} jobs/s (min {min:.0}, max {max:.0})",
+        median(&mut values)
+    );
+}
+
+fn report_latency(label: &str, runs: &[Vec<Duration>]) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut p50: Vec<f64> = runs.iter().map(|r| ms(percentile(r, 0.50))).collect();
+    let mut p99: Vec<f64> = runs.iter().map(|r| ms(percentile(r, 0.99))).collect();
+    let (p50_min, p50_max) = spread(&p50);
+    let (p99_min, p99_max) = spread(&p99);
+    println!(
+        "{label}: p50 median {:.3} ms (min {p50_min:.3}, max {p50_max:.3}); p99 median {:.3} ms (min {p99_min:.3}, max {p99_max:.3})",
+        median(&mut p50),
+        median(&mut p99)
+    );
 }

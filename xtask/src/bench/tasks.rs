@@ -1,8 +1,389 @@
-//! placeholder
+//! `cargo xtask bench tasks`: the posts tasks on a 1,000,000-post synthetic database.
+//!
+//! Measured, each over several runs (median and min/max reported):
+//! - `substring_matches_by_platform` over the whole range, against SQLite's own baseline
+//!   `SELECT sum(length(post_blob)) FROM posts WHERE created_at BETWEEN ? AND ?` in the same
+//!   run (targets: ≤ 1.2 × the baseline's time, peak RSS ≤ 100 MB);
+//! - `count_top_named_entities` over the whole range: posts/s and peak RSS;
+//! - the entity extractor alone on one thread: posts/s per core.
+//!
+//! Every measurement runs in a child process (this binary again, with the hidden `--child`
+//! option) so its peak RSS (`VmHWM`) is the task's own, not the harness's; runs alternate
+//! between the baseline and the task so both see the same page-cache state. The database
+//! is built once (via `posts_store::etl::synthetic`) when missing. A debug build re-runs
+//! itself in release mode, so numbers always come from optimized code.
 
-#[derive(clap::Args)]
-pub struct Args {}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not built yet")
+use anyhow::{Context, bail, ensure};
+use indicatif::{ProgressBar, ProgressStyle};
+use posts_store::etl::ProgressEvent;
+use posts_store::read::{ReadConnection, ReadPool};
+use posts_worker::tasks::{CancelToken, PostsEnv};
+use serde_json::{Value, json};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The benchmark database; built when missing.
+    #[arg(long, default_value = "target/bench/posts-1m.db")]
+    db: PathBuf,
+    /// Posts in the database when it has to be built.
+    #[arg(long, default_value_t = 1_000_000)]
+    posts: u64,
+    /// Runs of the baseline and the substring task.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Runs of count_top_named_entities (slower, so fewer by default).
+    #[arg(long, default_value_t = 3)]
+    entity_runs: usize,
+    /// The substring searched for.
+    #[arg(long, default_value = "trump")]
+    needle: String,
+    /// Posts the extractor-alone measurement extracts from.
+    #[arg(long, default_value_t = 200_000)]
+    extractor_posts: usize,
+    /// Internal: run one measurement and print it as JSON (used by the harness).
+    #[arg(long, hide = true)]
+    child: Option<String>,
+}
+
+/// What one child measurement reports.
+struct Sample {
+    seconds: f64,
+    rows: u64,
+    peak_rss_kib: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    ensure!(args.runs >= 1, "--runs must be at least 1");
+    ensure!(args.entity_runs >= 1, "--entity-runs must be at least 1");
+    if cfg!(debug_assertions) {
+        return rerun_in_release();
+    }
+    if let Some(mode) = &args.child {
+        return child(mode, &args);
+    }
+    ensure_database(&args)?;
+    let (from, to) = whole_range(&args.db)?;
+    eprintln!(
+        "bench tasks: {} ({} posts, created_at {from} .. {to}), {} runs (release build)",
+        args.db.display(),
+        count_posts(&args.db)?,
+        args.runs
+    );
+
+    let total = 1 + args.runs * 2 + args.entity_runs + 1;
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .context("progress bar template")?,
+    );
+    bar.set_message("warming the page cache");
+    spawn_child("baseline", &args)?;
+    bar.inc(1);
+    let (mut baseline, mut substring) = (Vec::new(), Vec::new());
+    for run in 1..=args.runs {
+        bar.set_message(format!("baseline, run {run}"));
+        baseline.push(spawn_child("baseline", &args)?);
+        bar.inc(1);
+        bar.set_message(format!("substring_matches_by_platform, run {run}"));
+        substring.push(spawn_child("substring", &args)?);
+        bar.inc(1);
+    }
+    let mut entities = Vec::new();
+    for run in 1..=args.entity_runs {
+        bar.set_message(format!("count_top_named_entities, run {run}"));
+        entities.push(spawn_child("entities", &args)?);
+        bar.inc(1);
+    }
+    bar.set_message("extractor alone");
+    let extractor = spawn_child("extractor", &args)?;
+    bar.inc(1);
+    bar.finish_and_clear();
+
+    report(&args, &baseline, &substring, &entities, &extractor);
+    Ok(())
+}
+
+fn report(
+    args: &Args,
+    baseline: &[Sample],
+    substring: &[Sample],
+    entities: &[Sample],
+    extractor: &Sample,
+) {
+    let secs = |s: &[Sample]| s.iter().map(|s| s.seconds).collect::<Vec<_>>();
+    let rss_max = |s: &[Sample]| s.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0);
+    let base = median(&secs(baseline));
+    let sub = median(&secs(substring));
+    let ratio = sub / base;
+    let sub_rss_mb = rss_max(substring) as f64 / 1024.0;
+    println!(
+        "SQLite baseline sum(length(post_blob)): {}",
+        describe(&secs(baseline))
+    );
+    println!(
+        "substring_matches_by_platform({:?}, whole range): {}",
+        args.needle,
+        describe(&secs(substring))
+    );
+    println!(
+        "  ratio to baseline (medians): {ratio:.2}x (target <= 1.20x: {}); peak RSS {sub_rss_mb:.1} MB (target <= 100 MB: {}); rows {}",
+        verdict(ratio <= 1.2),
+        verdict(sub_rss_mb <= 100.0),
+        substring.first().map_or(0, |s| s.rows)
+    );
+    let rates: Vec<f64> = entities.iter().map(|s| s.rows as f64 / s.seconds).collect();
+    println!(
+        "count_top_named_entities(10, whole range): {}; {} posts/s median (min {:.0}, max {:.0}); peak RSS {:.1} MB",
+        describe(&secs(entities)),
+        median(&rates).round(),
+        min(&rates),
+        max(&rates),
+        rss_max(entities) as f64 / 1024.0
+    );
+    let per_core = extractor.rows as f64 / extractor.seconds;
+    println!(
+        "entity extractor alone, one thread: {per_core:.0} posts/s per core over {} posts (target >= 50,000: {})",
+        extractor.rows,
+        verdict(per_core >= 50_000.0)
+    );
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "NOT met" }
+}
+
+fn describe(seconds: &[f64]) -> String {
+    format!(
+        "median {:.3} s (min {:.3}, max {:.3}, {} runs)",
+        median(seconds),
+        min(seconds),
+        max(seconds),
+        seconds.len()
+    )
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn min(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn max(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+fn rerun_in_release() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let passed: Vec<String> = std::env::args().skip(1).collect();
+    eprintln!("bench tasks: building and running xtask in release mode");
+    let status = Command::new(&cargo)
+        .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
+        .args(&passed)
+        .status()
+        .with_context(|| format!("running `{cargo} run --release -p xtask`"))?;
+    if !status.success() {
+        bail!("the release build of the benchmark failed ({status})");
+    }
+    Ok(())
+}
+
+/// Builds the synthetic database when it does not exist yet.
+fn ensure_database(args: &Args) -> anyhow::Result<()> {
+    if args.db.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    eprintln!(
+        "bench tasks: building {} with {} synthetic posts",
+        args.db.display(),
+        args.posts
+    );
+    let options = posts_store::etl::SyntheticOptions::new(args.posts);
+    let bar = ProgressBar::new(args.posts).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} {msg}")
+            .context("progress bar template")?,
+    );
+    // Built next to the target and renamed, so an interrupted build is never mistaken for
+    // a finished database.
+    let partial = args.db.with_extension("partial");
+    let summary = posts_store::etl::synthetic::build(
+        &partial,
+        options.count,
+        options.seed,
+        options.from,
+        options.to,
+        &mut |event| match event {
+            ProgressEvent::Rows { done } => bar.set_position(*done),
+            ProgressEvent::Finishing => bar.set_message("committing"),
+            _ => {}
+        },
+    )
+    .with_context(|| format!("building {}", partial.display()))?;
+    bar.finish_and_clear();
+    std::fs::rename(&partial, &args.db)
+        .with_context(|| format!("moving {} to {}", partial.display(), args.db.display()))?;
+    eprintln!(
+        "bench tasks: {} rows written in {:.1} s",
+        summary.rows_written,
+        summary.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A read-only connection through the same hardened pool the tasks use.
+fn open_read_only(db: &Path) -> anyhow::Result<ReadConnection> {
+    let pool = ReadPool::open(db)?;
+    Ok(pool.get()?)
+}
+
+fn count_posts(db: &Path) -> anyhow::Result<u64> {
+    let n: i64 = open_read_only(db)?.query_row("SELECT count(*) FROM posts", [], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The smallest and largest `created_at`, so "the whole range" is every post.
+fn whole_range(db: &Path) -> anyhow::Result<(String, String)> {
+    let (from, to): (Option<String>, Option<String>) = open_read_only(db)?.query_row(
+        "SELECT min(created_at), max(created_at) FROM posts",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    match (from, to) {
+        (Some(from), Some(to)) => Ok((from, to)),
+        _ => bail!("{} has no posts (delete it to rebuild)", db.display()),
+    }
+}
+
+/// Runs one measurement in a fresh process and reads its JSON report.
+fn spawn_child(mode: &str, args: &Args) -> anyhow::Result<Sample> {
+    let exe = std::env::current_exe().context("locating the benchmark binary")?;
+    let output = Command::new(&exe)
+        .args(["bench", "tasks", "--child", mode])
+        .arg("--db")
+        .arg(&args.db)
+        .args(["--needle", &args.needle])
+        .args(["--extractor-posts", &args.extractor_posts.to_string()])
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    if !output.status.success() {
+        bail!(
+            "the {mode} measurement failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading the {mode} measurement's report"))?;
+    let field = |name: &str| {
+        report[name]
+            .as_f64()
+            .with_context(|| format!("{mode}: no {name}"))
+    };
+    Ok(Sample {
+        seconds: field("seconds")?,
+        rows: field("rows")? as u64,
+        peak_rss_kib: field("peak_rss_kib")? as u64,
+    })
+}
+
+/// The child side: one measurement, reported as one JSON line on stdout.
+fn child(mode: &str, args: &Args) -> anyhow::Result<()> {
+    let (from, to) = whole_range(&args.db)?;
+    let (seconds, rows) = match mode {
+        "baseline" => {
+            let conn = open_read_only(&args.db)?;
+            let started = Instant::now();
+            let chars: Option<i64> = conn.query_row(
+                "SELECT sum(length(post_blob)) FROM posts WHERE created_at BETWEEN ?1 AND ?2",
+                (&from, &to),
+                |r| r.get(0),
+            )?;
+            let seconds = started.elapsed().as_secs_f64();
+            ensure!(chars.unwrap_or(0) > 0, "the baseline read no text");
+            (seconds, count_posts(&args.db)?)
+        }
+        "substring" => {
+            let env = PostsEnv::open(&args.db)?;
+            let started = Instant::now();
+            let result = posts_worker::tasks::substring_matches_by_platform(
+                &env,
+                &CancelToken::new(),
+                &args.needle,
+                &from,
+                &to,
+            )?;
+            (started.elapsed().as_secs_f64(), result.total_rows)
+        }
+        "entities" => {
+            let env = PostsEnv::open(&args.db)?;
+            let started = Instant::now();
+            let result = posts_worker::tasks::count_top_named_entities(
+                &env,
+                &CancelToken::new(),
+                10,
+                &from,
+                &to,
+            )?;
+            let seconds = started.elapsed().as_secs_f64();
+            ensure!(!result.top_named_entities.is_empty(), "no entities found");
+            (seconds, count_posts(&args.db)?)
+        }
+        "extractor" => extractor_alone(args)?,
+        other => bail!("unknown measurement {other:?}"),
+    };
+    let report = json!({"seconds": seconds, "rows": rows, "peak_rss_kib": peak_rss_kib()?});
+    println!("{report}");
+    Ok(())
+}
+
+/// The extractor on one thread over texts loaded beforehand (loading is not timed).
+fn extractor_alone(args: &Args) -> anyhow::Result<(f64, u64)> {
+    use posts_entities::EntityExtractor;
+    let conn = open_read_only(&args.db)?;
+    let mut stmt = conn.prepare("SELECT post_blob FROM posts LIMIT ?1")?;
+    let mut texts = Vec::with_capacity(args.extractor_posts);
+    let mut rows = stmt.query([args.extractor_posts as i64])?;
+    while let Some(row) = rows.next()? {
+        let blob: Option<String> = row.get(0)?;
+        let text = posts_worker::tasks::post_text(blob.as_deref().map(str::as_bytes))
+            .map(|t| t.into_owned())
+            .unwrap_or_default();
+        texts.push(text);
+    }
+    let extractor = posts_entities::default_extractor();
+    let mut found = Vec::new();
+    let mut entities = 0usize;
+    let started = Instant::now();
+    for text in &texts {
+        found.clear();
+        extractor.extract_into(text, &mut found);
+        entities += found.len();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    ensure!(entities > 0, "the extractor found nothing");
+    Ok((seconds, texts.len() as u64))
+}
+
+/// The process's peak resident set size, from `/proc/self/status`.
+fn peak_rss_kib() -> anyhow::Result<u64> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc/self/status")
 }

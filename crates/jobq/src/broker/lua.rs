@@ -41,6 +41,18 @@ end
 return out
 "#;
 
+/// ARGV: prefix, state ttl ms, job ids. Records STARTED unless the job already has a
+/// result: the worker sends this without waiting, so it may arrive after the ack.
+pub(super) const MARK_STARTED: &str = r#"
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  if redis.call('EXISTS', ARGV[1] .. 'result:' .. id) == 0 then
+    redis.call('SET', ARGV[1] .. 'state:' .. id, 'STARTED', 'PX', ARGV[2])
+  end
+end
+return 0
+"#;
+
 /// KEYS: processing. ARGV: prefix, then groups of six: op, payload, a, b, c, d.
 ///
 /// - `S` success / `F` failure: a = job id ('' when unknown), b = record, c = ttl ms,

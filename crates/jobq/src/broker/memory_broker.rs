@@ -285,8 +285,12 @@ impl Broker for MemoryBroker {
 
     fn mark_started(&self, job_ids: Vec<String>, ttl: Duration) -> BrokerFuture<'_, ()> {
         async move {
+            let now = now_ms();
             let mut state = self.state();
             for id in job_ids {
+                if state.results.get(&id).is_some_and(|r| r.live(now)) {
+                    continue;
+                }
                 state
                     .states
                     .insert(id, Expiring::new("STARTED".to_owned(), Some(ttl)));

@@ -30,6 +30,7 @@ const REAP_WORKERS_PER_CALL: usize = 100;
 
 struct Scripts {
     fetch: Script,
+    mark_started: Script,
     ack: Script,
     enqueue_unique: Script,
     promote: Script,
@@ -94,6 +95,7 @@ impl RedisBroker {
                 prefix: format!("{{{namespace}}}:"),
                 scripts: Scripts {
                     fetch: Script::new(lua::FETCH),
+                    mark_started: Script::new(lua::MARK_STARTED),
                     ack: Script::new(lua::ACK),
                     enqueue_unique: Script::new(lua::ENQUEUE_UNIQUE),
                     promote: Script::new(lua::PROMOTE),
@@ -478,18 +480,16 @@ impl Broker for RedisBroker {
             if job_ids.is_empty() {
                 return Ok(());
             }
-            let mut pipe = redis::pipe();
+            let mut invocation = self.inner.scripts.mark_started.prepare_invoke();
+            invocation.arg(&self.inner.prefix).arg(ttl_ms(ttl));
             for id in &job_ids {
-                pipe.cmd("SET")
-                    .arg(self.key(&format!("state:{id}")))
-                    .arg("STARTED")
-                    .arg("PX")
-                    .arg(ttl_ms(ttl))
-                    .ignore();
+                invocation.arg(id);
             }
             let mut conn = self.conn("recording started jobs").await?;
-            pipe.query_async::<()>(&mut conn)
+            invocation
+                .invoke_async::<i64>(&mut conn)
                 .await
+                .map(drop)
                 .map_err(Error::redis("recording started jobs"))
         }
         .boxed()

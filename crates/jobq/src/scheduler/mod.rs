@@ -59,14 +59,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use self::error::ScheduleError;
+use self::spec::StoredDefinition;
 pub use self::spec::{CatchUp, ScheduleConfig, ScheduleSpec};
 pub use self::store::{
     MemoryScheduleStore, RedisScheduleStore, ScheduleBackend, ScheduleStore, StoreFuture,
     StoredRecord,
 };
-pub use self::timing::{CronExpression, Timing};
-use self::spec::StoredDefinition;
 use self::timing::to_datetime;
+pub use self::timing::{CronExpression, Timing};
 use crate::client::{Client, SendOptions};
 use crate::message::now_ms;
 

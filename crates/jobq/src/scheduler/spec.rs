@@ -190,7 +190,10 @@ impl ScheduleConfig {
             source,
         })?;
         Self::parse(&text).map_err(|error| match error {
-            ScheduleError::Toml { path: None, message } => ScheduleError::Toml {
+            ScheduleError::Toml {
+                path: None,
+                message,
+            } => ScheduleError::Toml {
                 path: Some(path.to_owned()),
                 message,
             },
@@ -230,7 +233,10 @@ impl RawSchedule {
         };
         let spec = match (&self.every, &self.cron) {
             (Some(_), Some(_)) => {
-                return Err(invalid("every", "give either `every` or `cron`, not both".into()));
+                return Err(invalid(
+                    "every",
+                    "give either `every` or `cron`, not both".into(),
+                ));
             }
             (None, None) => {
                 return Err(invalid(
@@ -310,8 +316,14 @@ impl StoredDefinition {
                 let every = parse_duration(every).map_err(corrupt)?;
                 ScheduleSpec::every(&self.name, &self.task, self.args.clone(), every)?
             }
-            (None, Some(cron)) => ScheduleSpec::cron(&self.name, &self.task, self.args.clone(), cron)?,
-            _ => return Err(corrupt("exactly one of `every` and `cron` must be set".into())),
+            (None, Some(cron)) => {
+                ScheduleSpec::cron(&self.name, &self.task, self.args.clone(), cron)?
+            }
+            _ => {
+                return Err(corrupt(
+                    "exactly one of `every` and `cron` must be set".into(),
+                ));
+            }
         };
         let spec = spec.with_catch_up(self.catch_up);
         Ok(match &self.queue {
@@ -359,7 +371,9 @@ mod tests {
 
     fn field_of(text: &str) -> (String, &'static str) {
         match ScheduleConfig::from_toml(text) {
-            Err(ScheduleError::InvalidField { schedule, field, .. }) => (schedule, field),
+            Err(ScheduleError::InvalidField {
+                schedule, field, ..
+            }) => (schedule, field),
             Err(ScheduleError::InvalidCron { schedule, .. }) => (schedule, "cron"),
             other => panic!("expected a field error, got {other:?}"),
         }
@@ -368,16 +382,28 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let base = "[[schedule]]\nname = \"s\"\ntask = \"t\"\n";
-        assert_eq!(field_of(&format!("{base}every = \"5 parsecs\"")), ("s".into(), "every"));
+        assert_eq!(
+            field_of(&format!("{base}every = \"5 parsecs\"")),
+            ("s".into(), "every")
+        );
         assert_eq!(field_of(&format!("{base}every = 0")), ("s".into(), "every"));
         assert_eq!(field_of(base), ("s".into(), "every"));
         assert_eq!(
             field_of(&format!("{base}every = \"1s\"\ncron = \"* * * * *\"")),
             ("s".into(), "every")
         );
-        assert_eq!(field_of(&format!("{base}cron = \"61 * * * *\"")), ("s".into(), "cron"));
-        assert_eq!(field_of(&format!("{base}every = \"1s\"\nargs = 3")), ("s".into(), "args"));
-        assert_eq!(field_of(&format!("{base}every = \"1s\"\nqueue = \"\"")), ("s".into(), "queue"));
+        assert_eq!(
+            field_of(&format!("{base}cron = \"61 * * * *\"")),
+            ("s".into(), "cron")
+        );
+        assert_eq!(
+            field_of(&format!("{base}every = \"1s\"\nargs = 3")),
+            ("s".into(), "args")
+        );
+        assert_eq!(
+            field_of(&format!("{base}every = \"1s\"\nqueue = \"\"")),
+            ("s".into(), "queue")
+        );
         assert_eq!(
             field_of("[[schedule]]\nname = \"\"\ntask = \"t\"\nevery = \"1s\""),
             ("".into(), "name")
@@ -401,26 +427,41 @@ mod tests {
         let unknown = ScheduleConfig::from_toml(
             "[[schedule]]\nname = \"s\"\ntask = \"t\"\nevery = \"1s\"\nevry = 3",
         );
-        assert!(matches!(unknown, Err(ScheduleError::Toml { .. })), "{unknown:?}");
+        assert!(
+            matches!(unknown, Err(ScheduleError::Toml { .. })),
+            "{unknown:?}"
+        );
         let table_typo = ScheduleConfig::from_toml("[[schedules]]\nname = \"s\"");
-        assert!(matches!(table_typo, Err(ScheduleError::Toml { .. })), "{table_typo:?}");
+        assert!(
+            matches!(table_typo, Err(ScheduleError::Toml { .. })),
+            "{table_typo:?}"
+        );
         let twice = ScheduleConfig::from_toml(
             "[[schedule]]\nname = \"s\"\ntask = \"t\"\nevery = \"1s\"\n\
              [[schedule]]\nname = \"s\"\ntask = \"u\"\nevery = \"2s\"",
         );
-        assert!(matches!(twice, Err(ScheduleError::DuplicateName(ref n)) if n == "s"), "{twice:?}");
+        assert!(
+            matches!(twice, Err(ScheduleError::DuplicateName(ref n)) if n == "s"),
+            "{twice:?}"
+        );
     }
 
     #[test]
     fn config_files_are_read_and_missing_ones_reported() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("schedules.toml");
-        std::fs::write(&path, "[[schedule]]\nname = \"s\"\ntask = \"t\"\ncron = \"*/5 * * * *\"")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "[[schedule]]\nname = \"s\"\ntask = \"t\"\ncron = \"*/5 * * * *\"",
+        )
+        .expect("write");
         let config = ScheduleConfig::from_file(&path).expect("valid file");
         assert_eq!(config.schedules[0].name, "s");
         let missing = ScheduleConfig::from_file(&dir.path().join("nope.toml"));
-        assert!(matches!(missing, Err(ScheduleError::ReadFile { .. })), "{missing:?}");
+        assert!(
+            matches!(missing, Err(ScheduleError::ReadFile { .. })),
+            "{missing:?}"
+        );
     }
 
     #[test]
@@ -431,7 +472,13 @@ mod tests {
             .with_catch_up(CatchUp::Skip);
         let stored = StoredDefinition::new(&spec, true);
         assert_eq!(stored.to_spec().expect("decodes"), spec);
-        let every = ScheduleSpec::every("e", "t", json!([]), Duration::from_millis(1500)).expect("valid");
-        assert_eq!(StoredDefinition::new(&every, false).to_spec().expect("decodes"), every);
+        let every =
+            ScheduleSpec::every("e", "t", json!([]), Duration::from_millis(1500)).expect("valid");
+        assert_eq!(
+            StoredDefinition::new(&every, false)
+                .to_spec()
+                .expect("decodes"),
+            every
+        );
     }
 }

@@ -211,8 +211,11 @@ impl ScheduleStore for RedisScheduleStore {
 /// share the storage: give every scheduler of the process a clone of one store.
 #[derive(Clone, Default)]
 pub struct MemoryScheduleStore {
-    schedules: Arc<Mutex<BTreeMap<String, (String, Option<u64>)>>>,
+    schedules: Arc<Mutex<MemorySchedules>>,
 }
+
+/// Schedule name → (JSON definition, last run in ms).
+type MemorySchedules = BTreeMap<String, (String, Option<u64>)>;
 
 impl MemoryScheduleStore {
     /// An empty store.
@@ -220,7 +223,7 @@ impl MemoryScheduleStore {
         Self::default()
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, (String, Option<u64>)>) -> T) -> T {
+    fn with<T>(&self, f: impl FnOnce(&mut MemorySchedules) -> T) -> T {
         // Every update is a single map operation, so a poisoned lock holds consistent data.
         let mut schedules = self
             .schedules

@@ -35,7 +35,12 @@ impl Setup {
         loop {
             let batch = self
                 .broker
-                .fetch("scheduler-test-reader", queue, 1000, Duration::from_millis(50))
+                .fetch(
+                    "scheduler-test-reader",
+                    queue,
+                    1000,
+                    Duration::from_millis(50),
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{}: fetch: {e}", self.label));
             if batch.is_empty() {
@@ -109,7 +114,12 @@ async fn interval_schedules_send_their_task_every_tick() {
         run_for(vec![scheduler], Duration::from_millis(3300)).await;
 
         let jobs = setup.drain("scheduled").await;
-        assert!((3..=4).contains(&jobs.len()), "{}: {} jobs in 3.3 s", setup.label, jobs.len());
+        assert!(
+            (3..=4).contains(&jobs.len()),
+            "{}: {} jobs in 3.3 s",
+            setup.label,
+            jobs.len()
+        );
         for job in &jobs {
             assert_eq!(job.task, "tick");
             assert_eq!(job.args, json!(["ping", 1]));
@@ -119,7 +129,11 @@ async fn interval_schedules_send_their_task_every_tick() {
         assert_eq!(status[0].spec, "every 1s");
         let last = status[0].last_run.expect("last run recorded");
         let next = status[0].next_run.expect("next run known");
-        assert!(next > last, "{}: next {next} not after last {last}", setup.label);
+        assert!(
+            next > last,
+            "{}: next {next} not after last {last}",
+            setup.label
+        );
     }
 }
 
@@ -130,23 +144,48 @@ async fn cron_schedules_send_at_their_seconds() {
         let scheduler = setup.scheduler(vec![spec]).await;
         run_for(vec![scheduler], Duration::from_millis(2300)).await;
         let jobs = setup.drain(crate::DEFAULT_QUEUE).await;
-        assert!((2..=3).contains(&jobs.len()), "{}: {} jobs", setup.label, jobs.len());
+        assert!(
+            (2..=3).contains(&jobs.len()),
+            "{}: {} jobs",
+            setup.label,
+            jobs.len()
+        );
     }
 }
 
 #[tokio::test]
 async fn configured_schedules_missing_from_the_config_are_removed_on_start() {
     for setup in setups("sched-removal").await {
-        setup.scheduler(vec![every_second("a"), every_second("b")]).await;
+        setup
+            .scheduler(vec![every_second("a"), every_second("b")])
+            .await;
         let runtime = Scheduler::attach(setup.client(), Arc::clone(&setup.store));
-        runtime.add(&every_second("added-at-runtime")).await.expect("add");
-        assert_eq!(setup.names().await, ["a", "added-at-runtime", "b"], "{}", setup.label);
+        runtime
+            .add(&every_second("added-at-runtime"))
+            .await
+            .expect("add");
+        assert_eq!(
+            setup.names().await,
+            ["a", "added-at-runtime", "b"],
+            "{}",
+            setup.label
+        );
 
         setup.scheduler(vec![every_second("a")]).await;
-        assert_eq!(setup.names().await, ["a", "added-at-runtime"], "{}", setup.label);
+        assert_eq!(
+            setup.names().await,
+            ["a", "added-at-runtime"],
+            "{}",
+            setup.label
+        );
 
         assert!(runtime.remove("added-at-runtime").await.expect("remove"));
-        assert!(!runtime.remove("added-at-runtime").await.expect("remove again"));
+        assert!(
+            !runtime
+                .remove("added-at-runtime")
+                .await
+                .expect("remove again")
+        );
         assert_eq!(setup.names().await, ["a"], "{}", setup.label);
     }
 }
@@ -172,8 +211,16 @@ async fn a_running_scheduler_picks_up_schedules_added_and_removed_elsewhere() {
         let sent_after_removal = setup.drain(crate::DEFAULT_QUEUE).await.len();
         stop.send_replace(true);
         task.await.expect("task").expect("run");
-        assert!(sent_while_present >= 1, "{}: nothing sent for an added schedule", setup.label);
-        assert_eq!(sent_after_removal, 0, "{}: a removed schedule still fired", setup.label);
+        assert!(
+            sent_while_present >= 1,
+            "{}: nothing sent for an added schedule",
+            setup.label
+        );
+        assert_eq!(
+            sent_after_removal, 0,
+            "{}: a removed schedule still fired",
+            setup.label
+        );
     }
 }
 
@@ -205,7 +252,10 @@ async fn missed_ticks_get_one_catch_up_run_even_with_three_schedulers_starting()
         assert_eq!(jobs.len(), 1, "{}: catch-up runs", setup.label);
         let status = list(&setup.store).await.expect("list");
         let last = status[0].last_run.expect("recorded").timestamp_millis() as u64;
-        assert_eq!(last, spec.timing.latest_at_or_before(now_ms()).expect("tick"));
+        assert_eq!(
+            last,
+            spec.timing.latest_at_or_before(now_ms()).expect("tick")
+        );
     }
 }
 
@@ -215,7 +265,11 @@ async fn catch_up_skip_waits_for_the_next_tick() {
         let spec = stale_daily(&setup, CatchUp::Skip).await;
         let scheduler = setup.scheduler(vec![spec]).await;
         run_for(vec![scheduler], Duration::from_millis(500)).await;
-        assert!(setup.drain(crate::DEFAULT_QUEUE).await.is_empty(), "{}", setup.label);
+        assert!(
+            setup.drain(crate::DEFAULT_QUEUE).await.is_empty(),
+            "{}",
+            setup.label
+        );
     }
 }
 
@@ -237,8 +291,18 @@ async fn three_schedulers_send_every_tick_exactly_once() {
         let fired = fired.lock().expect("lock").clone();
         let ticks: Vec<u64> = fired.iter().map(|f| f.tick_ms).collect();
         let distinct: BTreeSet<u64> = ticks.iter().copied().collect();
-        assert_eq!(distinct.len(), ticks.len(), "{}: a tick was sent twice: {ticks:?}", setup.label);
-        assert!(ticks.len() >= 5, "{}: only {} ticks in 6.5 s", setup.label, ticks.len());
+        assert_eq!(
+            distinct.len(),
+            ticks.len(),
+            "{}: a tick was sent twice: {ticks:?}",
+            setup.label
+        );
+        assert!(
+            ticks.len() >= 5,
+            "{}: only {} ticks in 6.5 s",
+            setup.label,
+            ticks.len()
+        );
         let (first, last) = (distinct.first().copied(), distinct.last().copied());
         let expected: BTreeSet<u64> = match (first, last) {
             (Some(first), Some(last)) => (first..=last).step_by(1000).collect(),
@@ -249,7 +313,11 @@ async fn three_schedulers_send_every_tick_exactly_once() {
         let jobs = setup.drain(crate::DEFAULT_QUEUE).await;
         let queued: HashSet<String> = jobs.into_iter().map(|j| j.id).collect();
         let reported: HashSet<String> = fired.into_iter().map(|f| f.job_id).collect();
-        assert_eq!(queued, reported, "{}: queue and fired ticks disagree", setup.label);
+        assert_eq!(
+            queued, reported,
+            "{}: queue and fired ticks disagree",
+            setup.label
+        );
     }
 }
 
@@ -257,14 +325,23 @@ async fn three_schedulers_send_every_tick_exactly_once() {
 async fn stats_count_redis_schedules() {
     let redis = redis_harness::TestRedis::shared().expect("a Redis for the tests");
     let namespace = redis_harness::unique_namespace("sched-stats");
-    let broker = RedisBroker::connect(redis.url(), &namespace).await.expect("connect");
-    let client = Client::new(broker.clone());
-    Scheduler::new(client.clone(), &broker, vec![every_second("x"), every_second("y")])
+    let broker = RedisBroker::connect(redis.url(), &namespace)
         .await
-        .expect("scheduler");
+        .expect("connect");
+    let client = Client::new(broker.clone());
+    Scheduler::new(
+        client.clone(),
+        &broker,
+        vec![every_second("x"), every_second("y")],
+    )
+    .await
+    .expect("scheduler");
     assert_eq!(client.stats().await.expect("stats").schedules, 2);
     let listed = list(&broker).await.expect("list");
-    assert_eq!(listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["x", "y"]);
+    assert_eq!(
+        listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["x", "y"]
+    );
 }
 
 #[tokio::test]
@@ -277,8 +354,16 @@ async fn invalid_specs_are_refused_before_anything_is_stored() {
         .await
         .err()
         .expect("refused");
-    assert!(matches!(error, ScheduleError::InvalidField { field: "args", .. }), "{error}");
-    let twice = Scheduler::new(client, store.clone(), vec![every_second("a"), every_second("a")]).await;
+    assert!(
+        matches!(error, ScheduleError::InvalidField { field: "args", .. }),
+        "{error}"
+    );
+    let twice = Scheduler::new(
+        client,
+        store.clone(),
+        vec![every_second("a"), every_second("a")],
+    )
+    .await;
     assert!(matches!(twice, Err(ScheduleError::DuplicateName(_))));
     assert!(list(&store).await.expect("list").is_empty());
 }

@@ -57,7 +57,8 @@ impl fmt::Display for Timing {
 #[derive(Clone)]
 pub struct CronExpression {
     expression: String,
-    schedule: cron::Schedule,
+    // Boxed: a parsed schedule is large and most timings are plain intervals.
+    schedule: Box<cron::Schedule>,
 }
 
 impl CronExpression {
@@ -101,7 +102,7 @@ pub(crate) fn parse_cron(expression: &str) -> Result<CronExpression, CronProblem
             }
             Ok(CronExpression {
                 expression: fields.join(" "),
-                schedule,
+                schedule: Box::new(schedule),
             })
         }
         Err(error) => {
@@ -140,13 +141,18 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     while !rest.is_empty() {
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         if digits == 0 {
-            return Err(format!("{text:?} is not a duration; write e.g. \"300s\", \"5m\" or \"1h\""));
+            return Err(format!(
+                "{text:?} is not a duration; write e.g. \"300s\", \"5m\" or \"1h\""
+            ));
         }
         let (number, after) = rest.split_at(digits);
         let number: u64 = number
             .parse()
             .map_err(|_| format!("{text:?}: number too large"))?;
-        let unit_len = after.len() - after.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = after.len()
+            - after
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let (unit, after) = after.split_at(unit_len);
         let unit_ms: u64 = match unit {
             "ms" => 1,
@@ -154,8 +160,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" | "min" | "mins" => 60_000,
             "h" | "hr" | "hrs" => 3_600_000,
             "d" | "day" | "days" => 86_400_000,
-            "" => return Err(format!("{text:?}: a unit is missing after {number} (ms, s, m, h or d)")),
-            other => return Err(format!("{text:?}: unknown unit {other:?} (use ms, s, m, h or d)")),
+            "" => {
+                return Err(format!(
+                    "{text:?}: a unit is missing after {number} (ms, s, m, h or d)"
+                ));
+            }
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown unit {other:?} (use ms, s, m, h or d)"
+                ));
+            }
         };
         let part = number
             .checked_mul(unit_ms)
@@ -282,7 +296,9 @@ mod tests {
             ("* * *", None),
         ];
         for (expression, field) in cases {
-            let problem = parse_cron(expression).err().unwrap_or_else(|| panic!("{expression} parsed"));
+            let problem = parse_cron(expression)
+                .err()
+                .unwrap_or_else(|| panic!("{expression} parsed"));
             assert_eq!(problem.field, field, "{expression}: {}", problem.reason);
         }
     }

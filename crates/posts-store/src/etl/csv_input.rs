@@ -77,9 +77,12 @@ impl Row<'_> {
 
     pub fn content_type(&self, column: &str) -> Result<ContentType, RecordError> {
         let value = self.text(column).trim();
-        value
-            .parse::<ContentType>()
-            .map_err(|_| self.reject(column, format!("unknown type {value:?}, expected Post or Comment")))
+        value.parse::<ContentType>().map_err(|_| {
+            self.reject(
+                column,
+                format!("unknown type {value:?}, expected Post or Comment"),
+            )
+        })
     }
 
     /// A count that may be negative: empty is 0, whole floats such as `993.0` are
@@ -241,7 +244,10 @@ pub(crate) fn read_csv(
         if record.len() != width {
             emit(Err(origin.reject(
                 None,
-                format!("expected {width} fields as in the header, found {}", record.len()),
+                format!(
+                    "expected {width} fields as in the header, found {}",
+                    record.len()
+                ),
             )))?;
             continue;
         }
@@ -291,7 +297,8 @@ mod tests {
 
     #[test]
     fn urls_are_found_and_trimmed() {
-        let text = "See https://example.com/a_(b). And (http://news.example/x?y=1), ok? https:// bare";
+        let text =
+            "See https://example.com/a_(b). And (http://news.example/x?y=1), ok? https:// bare";
         assert_eq!(
             urls_in_text(text),
             vec!["https://example.com/a_(b)", "http://news.example/x?y=1"]

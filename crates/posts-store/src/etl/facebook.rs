@@ -39,7 +39,11 @@ fn convert(row: &Row<'_>) -> Result<ContentItem, RecordError> {
         like: row.count("like")?,
         love: row.count("love")?,
         // The export has no `care` column; newer exports that add one are honoured.
-        care: if row.has_column("care") { row.count("care")? } else { 0 },
+        care: if row.has_column("care") {
+            row.count("care")?
+        } else {
+            0
+        },
         haha: row.count("haha")?,
         wow: row.count("wow")?,
         sad: row.count("sad")?,

@@ -55,7 +55,9 @@ pub(crate) fn read(
         let text = text.trim();
         let item = ContentItem::from_json(text)
             .map_err(|e| match e {
-                ModelError::Invalid { field, reason } => origin.reject(Some(&field), reason.to_string()),
+                ModelError::Invalid { field, reason } => {
+                    origin.reject(Some(&field), reason.to_string())
+                }
                 json @ ModelError::Json { .. } => origin.reject(None, json.to_string()),
             })
             .and_then(|item| {

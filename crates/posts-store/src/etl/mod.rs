@@ -280,9 +280,13 @@ pub fn seed(
     let now = options.now.unwrap_or_else(Timestamp::now);
     let mut summary = match &options.source {
         Source::Raw { dir, users } => raw::load(options, dir, users.as_ref(), now, progress)?,
-        Source::Synthetic(synthetic) => {
-            synthetic::load(&options.db_path, synthetic, options.mode, &options.salt, progress)?
-        }
+        Source::Synthetic(synthetic) => synthetic::load(
+            &options.db_path,
+            synthetic,
+            options.mode,
+            &options.salt,
+            progress,
+        )?,
     };
     summary.elapsed = started.elapsed();
     Ok(summary)

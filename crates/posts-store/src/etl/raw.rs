@@ -41,7 +41,9 @@ fn discover(dir: &Path) -> Result<Vec<(PathBuf, Format)>, EtlError> {
     let mut jsonl_files = Vec::new();
     for entry in entries {
         let path = entry.map_err(|e| EtlError::io(dir, e))?.path();
-        let is_jsonl = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
+        let is_jsonl = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
         if is_jsonl && path.is_file() {
             jsonl_files.push(path);
         }
@@ -52,27 +54,33 @@ fn discover(dir: &Path) -> Result<Vec<(PathBuf, Format)>, EtlError> {
         (p, Format::Jsonl(platform))
     }));
     if found.is_empty() {
-        return Err(EtlError::NoInput { dir: dir.to_owned() });
+        return Err(EtlError::NoInput {
+            dir: dir.to_owned(),
+        });
     }
     Ok(found)
 }
 
+/// Receives each record with its file and record number.
+type NumberedSink<'a> =
+    dyn FnMut(&Path, u64, Result<ContentItem, RecordError>) -> Result<(), EtlError> + 'a;
+
 /// Reads every file, handing each item or rejection to `emit` with its file and
 /// record number (records count from 1 within each file, in file order).
 fn read_all(
-    dir: &Path,
+    files: Vec<(PathBuf, Format)>,
     progress: &mut dyn FnMut(&ProgressEvent),
-    emit: &mut dyn FnMut(&Path, u64, Result<ContentItem, RecordError>) -> Result<(), EtlError>,
+    emit: &mut NumberedSink<'_>,
 ) -> Result<(), EtlError> {
     let mut handled = 0u64;
-    for (path, format) in discover(dir)? {
+    for (path, format) in files {
         progress(&ProgressEvent::Reading { path: path.clone() });
         let mut record = 0u64;
         let mut numbered = |result: Result<ContentItem, RecordError>| {
             record += 1;
             handled += 1;
             // Rows are reported in steps so a huge file does not flood the callback.
-            if handled % 1_000 == 0 {
+            if handled.is_multiple_of(1_000) {
                 progress(&ProgressEvent::Rows { done: handled });
             }
             emit(&path, record, result)
@@ -156,7 +164,9 @@ pub(crate) fn load(
     if let Some(pool) = pool {
         pool.validate()?;
     }
-    // Opening first makes an existing table an error before any file is read.
+    // Finding the files first leaves no empty DB behind when there are none; opening
+    // the writer before reading makes an existing table an error before any work.
+    let files = discover(dir)?;
     let mut writer = PostsWriter::open(&options.db_path, options.mode, Commit::AllOrNothing)?;
     let mut summary = SeedSummary::new(&options.db_path);
     let mut collected: BTreeMap<Platform, Vec<ContentItem>> = BTreeMap::new();
@@ -175,13 +185,17 @@ pub(crate) fn load(
             Some(_) => collected.entry(item.platform()).or_default().push(item),
             None => {
                 let session = test_user.session(item.platform(), now);
-                writer.push(PostRow::from_item(&item, &session.user_id, session.current_time))?;
+                writer.push(PostRow::from_item(
+                    &item,
+                    &session.user_id,
+                    session.current_time,
+                ))?;
                 intake.summary.counts(item.platform()).loaded += 1;
             }
         }
         Ok(())
     };
-    read_all(dir, progress, &mut emit)?;
+    read_all(files, progress, &mut emit)?;
 
     match pool {
         Some(pool) => {
@@ -192,9 +206,16 @@ pub(crate) fn load(
                 summary.counts(*platform).unused += unused;
             }
             for placed in plan.rows {
-                let items = collected.get(&placed.platform).map(Vec::as_slice).unwrap_or_default();
+                let items = collected
+                    .get(&placed.platform)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
                 if let Some(item) = items.get(placed.index) {
-                    writer.push(PostRow::from_item(item, &placed.user_id, placed.session_time))?;
+                    writer.push(PostRow::from_item(
+                        item,
+                        &placed.user_id,
+                        placed.session_time,
+                    ))?;
                     summary.counts(placed.platform).loaded += 1;
                 }
             }

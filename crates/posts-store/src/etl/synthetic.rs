@@ -29,6 +29,9 @@ use crate::write::{Commit, PostRow, PostsWriter, WriteMode};
 const CHUNK: u64 = 8_192;
 /// Distinct authors in a synthetic DB.
 const AUTHORS: usize = 20_000;
+/// Distinct sentences texts are assembled from: composing words one by one for every
+/// item would make generation slower than SQLite.
+const SENTENCES: usize = 8_192;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,7 +115,13 @@ pub fn build(
         to,
         users: 0,
     };
-    let mut summary = load(path, &options, WriteMode::DropTable, super::DEFAULT_SALT, progress)?;
+    let mut summary = load(
+        path,
+        &options,
+        WriteMode::DropTable,
+        super::DEFAULT_SALT,
+        progress,
+    )?;
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
@@ -126,7 +135,11 @@ pub(crate) fn load(
     progress: &mut dyn FnMut(&ProgressEvent),
 ) -> Result<SeedSummary, EtlError> {
     options.validate()?;
-    let mut writer = PostsWriter::open(path, mode, Commit::AllOrNothing)?;
+    // Committing per batch keeps the write-ahead log small: one huge transaction makes
+    // SQLite look pages up in a gigabyte-sized log and write everything twice. A failed
+    // synthetic load is simply rerun with --drop-table.
+    let mut writer =
+        PostsWriter::open(path, mode, Commit::EveryBatch)?.with_batch_rows(CHUNK as usize * 4);
     let generator = Generator::new(options, salt);
     let mut summary = SeedSummary::new(path);
     summary.users = generator.users.len() as u64;
@@ -166,6 +179,7 @@ pub struct Generator {
     options: SyntheticOptions,
     authors: Vec<String>,
     users: Vec<String>,
+    sentences: Vec<String>,
 }
 
 /// A post comments can attach to.
@@ -185,10 +199,18 @@ impl Generator {
         let users = (0..options.user_count())
             .map(|i| sha256_hex(&[&format!("synthetic_user_{i:05}"), salt]))
             .collect();
+        let mut rng = SmallRng::seed_from_u64(options.seed);
+        let sentences = (0..SENTENCES)
+            .map(|_| {
+                let length = rng.random_range(8..140);
+                sentence(&mut rng, length)
+            })
+            .collect();
         Generator {
             options: options.clone(),
             authors,
             users,
+            sentences,
         }
     }
 
@@ -211,7 +233,8 @@ impl Generator {
                 Platform::Reddit => 0.8,
                 Platform::Twitter => 0.35,
             };
-            let at_index = base + (span as f64 * (n as f64 + rng.random::<f64>()) / o.count as f64) as i64;
+            let at_index =
+                base + (span as f64 * (n as f64 + rng.random::<f64>()) / o.count as f64) as i64;
             let id = format!("syn{}-{n:010}", o.seed);
             let is_comment = !open.is_empty() && rng.random_bool(comment_share);
             let (content_type, created, post_id, parent_id) = if is_comment {
@@ -230,7 +253,12 @@ impl Generator {
                     let slot = rng.random_range(0..8);
                     thread.comments[slot] = id.clone();
                 }
-                (ContentType::Comment, created, Some(thread.id.clone()), Some(parent))
+                (
+                    ContentType::Comment,
+                    created,
+                    Some(thread.id.clone()),
+                    Some(parent),
+                )
             } else {
                 let created = at_index.clamp(base, base + span - 1);
                 let thread = Thread {
@@ -248,7 +276,7 @@ impl Generator {
             };
             let is_post = content_type == ContentType::Post;
             let mut urls = Vec::new();
-            let text = compose_text(&mut rng, platform, is_post, &mut urls);
+            let text = compose_text(&mut rng, &self.sentences, platform, is_post, &mut urls);
             let created_at = Timestamp::from_unix_seconds(created).unwrap_or(o.from);
             let author = &self.authors[skewed(&mut rng, self.authors.len())];
             let mut item = ContentItem::new(
@@ -262,28 +290,31 @@ impl Generator {
             item.parent_id = parent_id;
             match platform {
                 Platform::Twitter => {
-                    item.language = Some(if rng.random_bool(0.95) { "en" } else { "und" }.to_owned());
+                    item.language =
+                        Some(if rng.random_bool(0.95) { "en" } else { "und" }.to_owned());
                 }
                 Platform::Reddit => {
                     item.post_id = post_id;
                     if is_post {
-                        let title_length = rng.random_range(20..110);
-                        item.title = Some(sentence(&mut rng, title_length));
+                        item.title = Some(self.sentences[rng.random_range(0..SENTENCES)].clone());
                     }
                 }
                 Platform::Facebook => item.post_id = post_id,
             }
             item.embedded_urls = Some(urls);
             let user = &self.users[rng.random_range(0..self.users.len())];
-            let seen = created_at.plus_seconds(rng.random_range(60..21_600)).unwrap_or(created_at);
+            let seen = created_at
+                .plus_seconds(rng.random_range(60..21_600))
+                .unwrap_or(created_at);
+            let post_blob = item.to_json();
             rows.push(PostRow {
                 session_timestamp: seen.to_db_string(),
                 session_user_id: user.clone(),
                 platform,
                 content_type,
-                author_name_hash: item.author_name_hash.clone(),
+                author_name_hash: item.author_name_hash,
                 created_at: created_at.to_db_string(),
-                post_blob: item.to_json(),
+                post_blob,
                 id: item.id,
             });
         }
@@ -332,7 +363,11 @@ fn engagements(rng: &mut SmallRng, platform: Platform, is_post: bool) -> Engagem
                 upvote: Some(upvote),
                 downvote: Some(downvote),
                 score: Some(upvote as i64 - downvote as i64),
-                comment: if is_post { heavy(rng, 8.0) } else { heavy(rng, 0.5) },
+                comment: if is_post {
+                    heavy(rng, 8.0)
+                } else {
+                    heavy(rng, 0.5)
+                },
                 award: u64::from(rng.random_bool(0.01)),
                 absent: Default::default(),
             })
@@ -363,7 +398,11 @@ fn text_length(rng: &mut SmallRng, platform: Platform) -> usize {
     } else {
         rng.random_range(600..2_000)
     };
-    if platform == Platform::Twitter { len.min(270) } else { len }
+    if platform == Platform::Twitter {
+        len.min(270)
+    } else {
+        len
+    }
 }
 
 fn pick<'a>(rng: &mut SmallRng, list: &[&'a str]) -> &'a str {
@@ -434,7 +473,13 @@ fn append_sentence(rng: &mut SmallRng, out: &mut String, target: usize) {
     });
 }
 
-fn compose_text(rng: &mut SmallRng, platform: Platform, is_post: bool, urls: &mut Vec<String>) -> String {
+fn compose_text(
+    rng: &mut SmallRng,
+    sentences: &[String],
+    platform: Platform,
+    is_post: bool,
+    urls: &mut Vec<String>,
+) -> String {
     if platform == Platform::Reddit {
         let u: f64 = rng.random();
         if u < 0.03 {
@@ -458,9 +503,7 @@ fn compose_text(rng: &mut SmallRng, platform: Platform, is_post: bool, urls: &mu
         if !text.is_empty() && !text.ends_with(' ') {
             text.push(' ');
         }
-        let remaining = target - text.len();
-        let sentence_length = remaining.clamp(8, rng.random_range(30..140));
-        append_sentence(rng, &mut text, sentence_length);
+        text.push_str(&sentences[rng.random_range(0..sentences.len())]);
     }
     if rng.random_bool(0.15) {
         text.push(' ');
@@ -499,15 +542,32 @@ mod tests {
         let b = Generator::new(&options, "salt").chunk(0);
         assert_eq!(a, b);
         assert_eq!(a.len(), 3_000);
-        let other = Generator::new(&SyntheticOptions { seed: 7, ..options.clone() }, "salt").chunk(0);
+        let other = Generator::new(
+            &SyntheticOptions {
+                seed: 7,
+                ..options.clone()
+            },
+            "salt",
+        )
+        .chunk(0);
         assert_ne!(a, other);
         for row in &a {
             let item = ContentItem::from_json(&row.post_blob);
-            assert_eq!(item.as_ref().map(|i| i.platform()).ok(), Some(row.platform), "{row:?}");
-            assert!(row.created_at.as_str() >= "2017-01-01" && row.created_at.as_str() < "2018", "{row:?}");
+            assert_eq!(
+                item.as_ref().map(|i| i.platform()).ok(),
+                Some(row.platform),
+                "{row:?}"
+            );
+            assert!(
+                row.created_at.as_str() >= "2017-01-01" && row.created_at.as_str() < "2018",
+                "{row:?}"
+            );
         }
         let platforms: std::collections::BTreeSet<_> = a.iter().map(|r| r.platform).collect();
-        let comments = a.iter().filter(|r| r.content_type == ContentType::Comment).count();
+        let comments = a
+            .iter()
+            .filter(|r| r.content_type == ContentType::Comment)
+            .count();
         assert_eq!(platforms.len(), 3);
         assert!(comments > 1_000 && comments < 2_800, "{comments} comments");
     }

@@ -5,8 +5,7 @@ use std::fmt;
 use std::path::Path;
 
 use posts_model::{
-    ContentItem, ContentType, Engagements, Platform, Timestamp, TwitterEngagements,
-    check_http_url,
+    ContentItem, ContentType, Engagements, Platform, Timestamp, TwitterEngagements, check_http_url,
 };
 use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -160,7 +159,11 @@ fn convert(value: &Value, origin: &Origin<'_>) -> Result<ContentItem, RecordErro
 }
 
 /// A string id; API v1 numeric ids are accepted and written as text.
-fn id_field(tweet: &Map<String, Value>, name: &str, origin: &Origin<'_>) -> Result<String, RecordError> {
+fn id_field(
+    tweet: &Map<String, Value>,
+    name: &str,
+    origin: &Origin<'_>,
+) -> Result<String, RecordError> {
     match tweet.get(name) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
         Some(Value::Number(n)) if n.is_u64() => Ok(n.to_string()),
@@ -169,7 +172,10 @@ fn id_field(tweet: &Map<String, Value>, name: &str, origin: &Origin<'_>) -> Resu
     }
 }
 
-fn replied_to(tweet: &Map<String, Value>, origin: &Origin<'_>) -> Result<Option<String>, RecordError> {
+fn replied_to(
+    tweet: &Map<String, Value>,
+    origin: &Origin<'_>,
+) -> Result<Option<String>, RecordError> {
     let refs = match tweet.get("referenced_tweets") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(refs)) => refs,
@@ -193,7 +199,9 @@ fn replied_to(tweet: &Map<String, Value>, origin: &Origin<'_>) -> Result<Option<
             Some(other) => {
                 return Err(origin.reject(
                     Some(&format!("{field}.type")),
-                    format!("unknown reference type {other:?}, expected replied_to, quoted or retweeted"),
+                    format!(
+                        "unknown reference type {other:?}, expected replied_to, quoted or retweeted"
+                    ),
                 ));
             }
             None => return Err(origin.reject(Some(&format!("{field}.type")), "missing")),
@@ -220,7 +228,8 @@ fn urls(tweet: &Map<String, Value>, origin: &Origin<'_>) -> Result<Vec<String>, 
                 .and_then(Value::as_str);
             let field = format!("entities.urls[{i}].expanded_url");
             let url = url.ok_or_else(|| origin.reject(Some(&field), "missing"))?;
-            check_http_url(url).map_err(|reason| origin.reject(Some(&field), reason.to_string()))?;
+            check_http_url(url)
+                .map_err(|reason| origin.reject(Some(&field), reason.to_string()))?;
             Ok(url.to_owned())
         })
         .collect()

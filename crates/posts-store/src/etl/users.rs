@@ -54,9 +54,18 @@ impl UserPoolOptions {
             sessions_per_day: 2.0,
             items_per_session: 20,
             activity: vec![
-                ActivityClass { multiplier: 0.2, share: 20.0 },
-                ActivityClass { multiplier: 1.0, share: 65.0 },
-                ActivityClass { multiplier: 5.0, share: 15.0 },
+                ActivityClass {
+                    multiplier: 0.2,
+                    share: 20.0,
+                },
+                ActivityClass {
+                    multiplier: 1.0,
+                    share: 65.0,
+                },
+                ActivityClass {
+                    multiplier: 5.0,
+                    share: 15.0,
+                },
             ],
             platforms: None,
             seed: 42,
@@ -80,10 +89,12 @@ impl UserPoolOptions {
         if self.items_per_session == 0 {
             return invalid("--items-per-session", "must be at least 1");
         }
-        let bad_class = self
-            .activity
-            .iter()
-            .any(|c| !(c.multiplier.is_finite() && c.multiplier > 0.0 && c.share.is_finite() && c.share >= 0.0));
+        let bad_class = self.activity.iter().any(|c| {
+            !(c.multiplier.is_finite()
+                && c.multiplier > 0.0
+                && c.share.is_finite()
+                && c.share >= 0.0)
+        });
         if self.activity.is_empty() || bad_class || self.activity.iter().all(|c| c.share == 0.0) {
             return invalid(
                 "--activity-distribution",
@@ -164,7 +175,11 @@ pub(crate) fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
         rb.total_cmp(&ra).then(a.cmp(&b))
     });
     let assigned: u64 = parts.iter().sum();
-    for &i in order.iter().cycle().take(total.saturating_sub(assigned) as usize) {
+    for &i in order
+        .iter()
+        .cycle()
+        .take(total.saturating_sub(assigned) as usize)
+    {
         parts[i] += 1;
     }
     parts
@@ -199,7 +214,10 @@ pub(crate) fn plan(
     let available = |p: &Platform| items.get(p).map_or(0, Vec::len);
     let weights: Vec<(Platform, f64)> = match &options.platforms {
         Some(given) => given.clone(),
-        None => Platform::ALL.iter().map(|p| (*p, available(p) as f64)).collect(),
+        None => Platform::ALL
+            .iter()
+            .map(|p| (*p, available(p) as f64))
+            .collect(),
     };
     let user_counts = apportion(
         u64::from(options.users),
@@ -281,7 +299,10 @@ mod tests {
         assert_eq!(apportion(100, &[20.0, 65.0, 15.0]), vec![20, 65, 15]);
         assert_eq!(apportion(7, &[0.0, 2.0]), vec![0, 7]);
         assert_eq!(apportion(5, &[0.0, 0.0]), vec![0, 0]);
-        assert_eq!(apportion(3, &[0.5, 0.25, 0.25, 1e-9]).iter().sum::<u64>(), 3);
+        assert_eq!(
+            apportion(3, &[0.5, 0.25, 0.25, 1e-9]).iter().sum::<u64>(),
+            3
+        );
     }
 
     #[test]

@@ -115,8 +115,14 @@ impl ScanPlan {
 #[derive(Debug, Clone, PartialEq)]
 enum Bounds {
     Whole,
-    Rowids { first: i64, last: i64 },
-    CreatedAt { at_least: Option<Value>, below: Option<Value> },
+    Rowids {
+        first: i64,
+        last: i64,
+    },
+    CreatedAt {
+        at_least: Option<Value>,
+        below: Option<Value>,
+    },
 }
 
 /// One independently scannable slice of a range.
@@ -267,7 +273,11 @@ impl ReadPool {
             let in_range: i64 = conn.query_row(
                 "SELECT count(*) FROM (SELECT 1 FROM posts WHERE created_at BETWEEN ?1 AND ?2 \
                  LIMIT ?3)",
-                (&range.from, &range.to, i64::try_from(dense_from + 1).unwrap_or(i64::MAX)),
+                (
+                    &range.from,
+                    &range.to,
+                    i64::try_from(dense_from + 1).unwrap_or(i64::MAX),
+                ),
                 |row| row.get(0),
             )?;
             let in_range = u64::try_from(in_range).unwrap_or(0);

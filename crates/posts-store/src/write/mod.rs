@@ -113,7 +113,9 @@ impl PostsWriter {
         let existing = schema::detect_variant(&conn)?;
         match (mode, existing) {
             (WriteMode::Create, Some(_)) => {
-                return Err(StoreError::TableExists { path: path.to_owned() });
+                return Err(StoreError::TableExists {
+                    path: path.to_owned(),
+                });
             }
             (WriteMode::Upsert, Some(SchemaVariant::AutoIncrementId)) => {
                 return Err(StoreError::UnsupportedSchema {

@@ -33,7 +33,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     let timeout = Duration::from_secs(args.timeout);
     if !global.db.exists() {
         println!("The posts DB {} is missing: seeding it from the sample data.", global.db.display());
-        let summary = seed(&SeedOptions::sample(&global.db))?;
+        let summary = seed(&SeedOptions::sample(&global.db), &mut |_| {})?;
         println!("{summary}\n");
     }
     let env = open_posts_env(global)?;

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use jobq::scheduler::{MemoryScheduleStore, ScheduleBackend, ScheduleStore};
 use jobq::{Broker, MemoryBroker, RedisBroker};
 use tracing_subscriber::EnvFilter;
 
@@ -127,20 +128,42 @@ fn unreachable_redis(global: &GlobalOptions, reason: &str) -> anyhow::Error {
 
 /// The broker a client command talks to. The memory broker lives inside one process, so
 /// commands that talk to a worker elsewhere need Redis.
-async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> {
+async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker>> {
     if global.broker == Some(BrokerKind::Memory) {
         anyhow::bail!(
             "--broker memory keeps jobs inside one process, so this command cannot reach a worker; use Redis, or `posts-worker demo` to try the tasks in-process"
         );
     }
-    Ok(connect_redis(global).await?)
+    connect_redis(global).await
+}
+
+/// A broker for an in-process worker, with the store its scheduler keeps schedules in.
+struct WorkerBroker {
+    broker: Arc<dyn Broker>,
+    schedules: Arc<dyn ScheduleStore>,
+}
+
+impl WorkerBroker {
+    fn memory(namespace: &str) -> Self {
+        WorkerBroker {
+            broker: Arc::new(MemoryBroker::new(namespace)),
+            schedules: MemoryScheduleStore::new().schedule_store(),
+        }
+    }
+
+    fn redis(broker: Arc<RedisBroker>) -> Self {
+        WorkerBroker {
+            schedules: broker.schedule_store(),
+            broker,
+        }
+    }
 }
 
 /// The broker a worker process uses: Redis unless `--broker memory` was asked for.
-async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> {
+async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<WorkerBroker> {
     match global.broker {
-        Some(BrokerKind::Memory) => Ok(Arc::new(MemoryBroker::new(&global.namespace))),
-        _ => Ok(connect_redis(global).await?),
+        Some(BrokerKind::Memory) => Ok(WorkerBroker::memory(&global.namespace)),
+        _ => Ok(WorkerBroker::redis(connect_redis(global).await?)),
     }
 }
 

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use jobq::scheduler::Scheduler;
 use jobq::{App, Client, Worker, WorkerConfig};
 
-use super::{GlobalOptions, open_posts_env, worker_broker};
+use tokio_util::sync::CancellationToken;
+
+use super::{GlobalOptions, WorkerBroker, open_posts_env, worker_broker};
 
 #[derive(clap::Args, Default)]
 pub struct Args {
@@ -24,7 +26,7 @@ pub struct Args {
 pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let env = open_posts_env(global)?;
     let schedules = posts_worker::schedules::load(args.schedules.as_deref())?;
-    let broker = worker_broker(global).await?;
+    let WorkerBroker { broker, schedules: schedule_store } = worker_broker(global).await?;
     if global.broker == Some(super::BrokerKind::Memory) {
         tracing::warn!("memory broker: only this process's scheduler can enqueue jobs, and results stay in this process");
     }
@@ -38,15 +40,23 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     }
     let worker = Worker::new(app, broker.clone(), config);
 
-    let shutdown = jobq::shutdown_signal();
+    // One signal stops both the worker and the scheduler.
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            jobq::shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
     let scheduler = if args.no_scheduler {
         None
     } else {
-        let scheduler = Scheduler::new(Client::new(broker.clone()), broker.clone(), schedules).await?;
-        Some(tokio::spawn(scheduler.run_until(shutdown.clone().wait())))
+        let scheduler = Scheduler::new(Client::new(broker.clone()), schedule_store, schedules).await?;
+        Some(tokio::spawn(scheduler.run_until(shutdown.clone().cancelled_owned())))
     };
     tracing::info!(db = %global.db.display(), namespace = %global.namespace, "posts-worker started");
-    worker.run_until(shutdown.wait()).await?;
+    worker.run_until(shutdown.cancelled_owned()).await?;
     if let Some(scheduler) = scheduler {
         scheduler.await??;
     }

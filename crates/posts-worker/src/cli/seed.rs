@@ -23,9 +23,7 @@ pub fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
         println!("{} exists; nothing to do", global.db.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let mut options = SeedOptions::sample(&global.db);
-    options.raw_dir = args.raw_dir;
-    let summary = seed(&options)?;
+    let summary = seed(&SeedOptions::raw(&global.db, args.raw_dir), &mut |_| {})?;
     println!("{summary}");
     Ok(ExitCode::SUCCESS)
 }

@@ -48,7 +48,10 @@ fn matches_shape(value: &str, shape: &str) -> bool {
 /// Checks the `k` of `count_top_named_entities` and converts it to a count.
 pub fn check_top_k(k: i64) -> Result<usize, TasksError> {
     if k < 1 {
-        return Err(TasksError::invalid("k", format!("must be at least 1, got {k}")));
+        return Err(TasksError::invalid(
+            "k",
+            format!("must be at least 1, got {k}"),
+        ));
     }
     usize::try_from(k).map_err(|_| TasksError::invalid("k", format!("{k} is too large")))
 }
@@ -59,7 +62,12 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        for good in ["2017-05-31", "2017-06-01 00:00:05", "2016-02-29", "2017-12-31 23:59:59"] {
+        for good in [
+            "2017-05-31",
+            "2017-06-01 00:00:05",
+            "2016-02-29",
+            "2017-12-31 23:59:59",
+        ] {
             assert!(check_timestamp("from_", good).is_ok(), "{good}");
         }
         for bad in [
@@ -75,7 +83,10 @@ mod tests {
             "２０１７-06-01",
         ] {
             let err = check_timestamp("to", bad).unwrap_err();
-            assert!(matches!(err, TasksError::InvalidArgument { argument: "to", .. }), "{bad}");
+            assert!(
+                matches!(err, TasksError::InvalidArgument { argument: "to", .. }),
+                "{bad}"
+            );
         }
     }
 

@@ -8,12 +8,12 @@ use posts_entities::Entity;
 use posts_store::read::CreatedAtRange;
 use serde::Serialize;
 
+use super::PostsEnv;
 use super::args::{check_timestamp, check_top_k};
 use super::cancel::CancelToken;
 use super::error::TasksError;
 use super::parallel::fold_range;
 use super::post_text::post_text;
-use super::PostsEnv;
 
 /// What the task writes to its result key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -121,7 +121,10 @@ mod tests {
         let expect = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
             v.iter().map(|(e, n)| ((*e).to_owned(), *n)).collect()
         };
-        assert_eq!(top_k(counts.clone(), 3), expect(&[("c", 5), ("a", 3), ("b", 3)]));
+        assert_eq!(
+            top_k(counts.clone(), 3),
+            expect(&[("c", 5), ("a", 3), ("b", 3)])
+        );
         assert_eq!(top_k(counts.clone(), 1), expect(&[("c", 5)]));
         assert_eq!(
             top_k(counts, 10),

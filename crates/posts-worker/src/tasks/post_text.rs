@@ -29,7 +29,8 @@ mod tests {
 
     #[test]
     fn reads_text_and_tolerates_missing_text() {
-        let blob = br#"{"id":"a1","title":null,"text":"Truth!","engagements":{"like":0,"text":"x"}}"#;
+        let blob =
+            br#"{"id":"a1","title":null,"text":"Truth!","engagements":{"like":0,"text":"x"}}"#;
         assert_eq!(post_text(Some(blob)).unwrap(), "Truth!");
         let escaped = br#"{"text":"say \"hi\" \u00e9"}"#;
         assert_eq!(post_text(Some(escaped)).unwrap(), "say \"hi\" é");

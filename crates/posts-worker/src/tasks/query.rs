@@ -11,9 +11,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use rusqlite::types::ValueRef;
 use serde_json::{Number, Value};
 
+use super::PostsEnv;
 use super::cancel::CancelToken;
 use super::error::{TasksError, is_interrupt, sqlite_message};
-use super::PostsEnv;
 
 /// How many rows pass between two looks at the cancel flag (SQLite is interrupted too; the
 /// flag covers time spent here between steps).
@@ -96,7 +96,9 @@ fn prepare_error(e: &rusqlite::Error, cancel: &CancelToken) -> TasksError {
         rusqlite::Error::MultipleStatement => TasksError::QueryRefused {
             reason: "only one statement is allowed".into(),
         },
-        e if e.sqlite_error_code() == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) => {
+        e if e.sqlite_error_code()
+            == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) =>
+        {
             TasksError::QueryRefused {
                 reason: format!(
                     "only reading is allowed (no writes, DDL, ATTACH, transactions or writing \

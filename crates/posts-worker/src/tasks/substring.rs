@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use posts_store::read::CreatedAtRange;
 use serde::Serialize;
 
+use super::PostsEnv;
 use super::args::check_timestamp;
 use super::cancel::CancelToken;
 use super::error::TasksError;
 use super::matcher::Matcher;
 use super::parallel::fold_range;
 use super::post_text::post_text;
-use super::PostsEnv;
 
 /// The task's result: `{"<platform>": n, ..., "total_rows": N}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -138,13 +138,25 @@ pub fn sample_posts() -> Vec<Post> {
         post("twitter", "2017-05-31 09:00:00", "Trump's speech in Ohio"),
         post("twitter", "2017-05-31 10:00:00", "nothing to see"),
         post("reddit", "2017-05-31 11:00:00", "TRUMP TRUMP TRUMP"),
-        post("facebook", "2017-05-31 12:00:00", "#trumptrain Merkel and Trump"),
+        post(
+            "facebook",
+            "2017-05-31 12:00:00",
+            "#trumptrain Merkel and Trump",
+        ),
         post("facebook", "2017-05-31 13:00:00", "Merkel in Berlin"),
         post("reddit", "2017-06-01", "trump at midnight"),
         post("twitter", "2017-06-01 00:00:05", "trump five seconds late"),
         post("twitter", "2017-05-30 23:59:59", "trump a second early"),
         raw_post(Some("reddit"), "2017-05-31 14:00:00", None),
-        raw_post(Some("reddit"), "2017-05-31 15:00:00", Some(r#"{"id":"x","text":null}"#)),
-        raw_post(None, "2017-05-31 16:00:00", Some(r#"{"text":"trump without platform"}"#)),
+        raw_post(
+            Some("reddit"),
+            "2017-05-31 15:00:00",
+            Some(r#"{"id":"x","text":null}"#),
+        ),
+        raw_post(
+            None,
+            "2017-05-31 16:00:00",
+            Some(r#"{"text":"trump without platform"}"#),
+        ),
     ]
 }
