@@ -149,15 +149,19 @@ fn draw(bar: &ProgressBar, event: &ProgressEvent) {
 }
 
 fn print_summary(summary: &SeedSummary) {
-    println!(
-        "Seeded {}: {} rows in {:.2} s ({:.0} rows/s), {} session user(s), {} session(s)",
+    print!(
+        "Seeded {}: {} rows in {:.2} s ({:.0} rows/s), {} session user(s)",
         summary.db_path.display(),
         summary.rows_written,
         summary.elapsed.as_secs_f64(),
         summary.rows_per_second(),
         summary.users,
-        summary.sessions,
     );
+    // Synthetic rows each carry their own session time, so they have no session count.
+    if summary.sessions > 0 {
+        print!(", {} session(s)", summary.sessions);
+    }
+    println!();
     for (platform, counts) in &summary.platforms {
         print!(
             "  {:<9} loaded {:>9}   rejected {:>6}",

@@ -77,10 +77,10 @@ fn seed_sample_db_if_missing(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `cargo test` (the whole workspace unless packages are named) with `REDIS_URL` set and returns its exit code. On
-/// SIGINT/SIGTERM/SIGHUP it waits for cargo to stop (a terminal's Ctrl-C reaches cargo and
-/// the test binaries too), killing it after [`INTERRUPT_GRACE`], so the caller can still
-/// tear the Redis down.
+/// Runs `cargo test` (the whole workspace unless packages are named) with `REDIS_URL` set
+/// and returns its exit code. On SIGINT/SIGTERM/SIGHUP it passes the signal to cargo's
+/// process group and waits for it to stop, killing the group after [`INTERRUPT_GRACE`], so
+/// the caller can still tear the Redis down.
 async fn run_cargo_test(root: &Path, redis_url: &str, args: &Args) -> anyhow::Result<i32> {
     // Listening before cargo starts, so no signal in between ends xtask without teardown.
     let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
@@ -99,34 +99,57 @@ async fn run_cargo_test(root: &Path, redis_url: &str, args: &Args) -> anyhow::Re
     } else {
         &["--workspace"]
     };
+    // Its own process group, so an interruption reaches cargo *and* the test binaries it
+    // started: cargo does not pass signals on, and an orphaned test binary would keep
+    // running (and keep its own servers) after xtask is gone.
     let mut child = Command::new(&cargo)
         .arg("test")
         .args(scope)
         .args(&args.cargo_test_args)
         .current_dir(root)
         .env(REDIS_URL_ENV, redis_url)
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting `{cargo} test`"))?;
+    let group = child
+        .id()
+        .context("`cargo test` exited before it could be watched")?;
 
     // Exit codes follow the shell's 128 + signal number convention.
-    let interrupted_code = tokio::select! {
+    let (signal_name, interrupted_code) = tokio::select! {
         status = child.wait() => {
             return Ok(exit_code(status.context("waiting for `cargo test`")?));
         }
-        _ = hangup.recv() => 128 + 1,
-        _ = interrupt.recv() => 128 + 2,
-        _ = terminate.recv() => 128 + 15,
+        _ = hangup.recv() => ("HUP", 128 + 1),
+        _ = interrupt.recv() => ("INT", 128 + 2),
+        _ = terminate.recv() => ("TERM", 128 + 15),
     };
     eprintln!("xtask test: interrupted; stopping the tests and the Redis");
+    signal_group(group, signal_name).await;
     if tokio::time::timeout(INTERRUPT_GRACE, child.wait())
         .await
         .is_err()
     {
-        child.start_kill().context("killing `cargo test`")?;
+        signal_group(group, "KILL").await;
         child.wait().await.context("reaping `cargo test`")?;
     }
     Ok(interrupted_code)
+}
+
+/// Sends `signal` to every process of the group `group` (cargo and the test binaries).
+/// Uses the `kill` utility; a failure is reported, and the grace period's SIGKILL of cargo
+/// (through `kill_on_drop`) remains as the fallback.
+async fn signal_group(group: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{group}")])
+        .status()
+        .await;
+    match sent {
+        Ok(status) if status.success() => {}
+        Ok(status) => eprintln!("xtask test: `kill -s {signal} -{group}` failed ({status})"),
+        Err(error) => eprintln!("xtask test: could not run `kill`: {error}"),
+    }
 }
 
 /// The shell's convention: the exit code, or 128 + the signal that ended the process.

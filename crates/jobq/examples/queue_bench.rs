@@ -27,9 +27,11 @@ async fn main() -> anyhow::Result<()> {
         let broker = RedisBroker::connect(redis.url(), &format!("bench-{batch}")).await?;
         let client = Client::new(broker.clone());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let worker = tokio::spawn(Worker::new(app.clone(), broker, WorkerConfig::default()).run_until(async {
-            let _ = stop_rx.await;
-        }));
+        let worker = tokio::spawn(
+            Worker::new(app.clone(), broker, WorkerConfig::default()).run_until(async {
+                let _ = stop_rx.await;
+            }),
+        );
         let started = Instant::now();
         let mut last: Option<AsyncResult<()>> = None;
         let mut sent = 0;
@@ -63,9 +65,11 @@ async fn main() -> anyhow::Result<()> {
     let broker = RedisBroker::connect(redis.url(), "bench-latency").await?;
     let client = Client::new(broker.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(Worker::new(app, broker, WorkerConfig::default()).run_until(async {
-        let _ = stop_rx.await;
-    }));
+    let worker = tokio::spawn(
+        Worker::new(app, broker, WorkerConfig::default()).run_until(async {
+            let _ = stop_rx.await;
+        }),
+    );
     for idle in [Duration::ZERO, Duration::from_millis(5)] {
         let mut samples = Vec::with_capacity(1000);
         for _ in 0..1000 {

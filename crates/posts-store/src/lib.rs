@@ -3,7 +3,7 @@
 //!
 //! - [`schema`]: the posts table as the seed pipeline defines it, and detection of the
 //!   later published variant;
-//! - [`write`]: the batched, prepared-statement writer used by every loader;
+//! - [`write`](mod@write): the batched, prepared-statement writer used by every loader;
 //! - [`etl`]: turning sample files, synthetic data or a simulated user pool into a DB;
 //! - [`read`]: the read-only pooled access path and streaming scans.
 

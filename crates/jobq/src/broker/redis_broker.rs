@@ -6,8 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{Connection, Manager, Pool, Runtime};
+use deadpool_redis::{Manager, Pool, Runtime};
 use futures::FutureExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Script};
 
 use super::{Ack, Broker, BrokerFuture, NewJob, ResultLookup, lua, validate_namespace};
@@ -19,6 +20,11 @@ use crate::task::KeyWrite;
 /// Connections the pool opens at most: fetchers and waiting clients each hold one while
 /// they block.
 const POOL_SIZE: usize = 64;
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a non-blocking command may take before its connection is considered dead
+/// (generous: a 100,000-job enqueue pipeline is one command batch).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Extra time a blocking command gets beyond its own timeout before the connection is
 /// considered dead.
 const BLOCK_GRACE: Duration = Duration::from_secs(3);
@@ -39,8 +45,44 @@ struct Scripts {
     requeue_dead: Script,
 }
 
+/// Connections for blocking commands, each used by one waiter at a time. Kept idle between
+/// uses without the health-check round trip a pool checkout costs (that round trip would
+/// double the latency of a blocked fetch or a result wait); a connection that fails is
+/// dropped and the command retried once on a new one.
+struct BlockingConnections {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    idle: std::sync::Mutex<Vec<MultiplexedConnection>>,
+}
+
+impl BlockingConnections {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<MultiplexedConnection>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn open(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+        self.client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+    }
+
+    fn give_back(&self, conn: MultiplexedConnection) {
+        let mut idle = self.idle();
+        if idle.len() < POOL_SIZE {
+            idle.push(conn);
+        }
+    }
+}
+
 struct Inner {
+    /// Shared with the scheduler's store.
     pool: Pool,
+    blocking: BlockingConnections,
+    /// For everything else: one multiplexed, self-reconnecting connection, so the hot path
+    /// pays no per-command checkout round trip.
+    fast: ConnectionManager,
     namespace: String,
     prefix: String,
     scripts: Scripts,
@@ -67,30 +109,41 @@ impl fmt::Debug for RedisBroker {
 impl RedisBroker {
     /// A broker for `namespace` on the Redis at `url`.
     pub async fn connect(url: &str, namespace: &str) -> Result<Self, Error> {
+        validate_namespace(namespace)?;
+        let invalid = |e: redis::RedisError| Error::InvalidUrl(format!("{url:?}: {e}"));
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
             // Blocking commands wait as long as their own timeout says; a dead server closes
-            // the socket, and the callers bound every blocking call themselves.
+            // the socket, and `blocking` bounds every such call itself.
             .set_response_timeout(None);
-        let manager = Manager::new_with_config(url, config)
-            .map_err(|e| Error::InvalidUrl(format!("{url:?}: {e}")))?;
+        let manager = Manager::new_with_config(url, config.clone()).map_err(invalid)?;
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
-            .create_timeout(Some(Duration::from_secs(5)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
             .wait_timeout(Some(Duration::from_secs(30)))
             .build()
             .map_err(|e| Error::InvalidUrl(format!("{url:?}: cannot build a pool: {e}")))?;
-        Self::with_pool(pool, namespace)
-    }
-
-    /// A broker for `namespace` on an existing pool.
-    pub fn with_pool(pool: Pool, namespace: &str) -> Result<Self, Error> {
-        validate_namespace(namespace)?;
+        let client = redis::Client::open(url).map_err(invalid)?;
+        let fast_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        // Lazy: connecting succeeds while the server is down; commands then fail (and
+        // reconnect) until it answers.
+        let fast = ConnectionManager::new_lazy_with_config(client.clone(), fast_config)
+            .map_err(invalid)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
+                blocking: BlockingConnections {
+                    client,
+                    config,
+                    idle: std::sync::Mutex::new(Vec::new()),
+                },
+                fast,
                 namespace: namespace.to_owned(),
                 prefix: format!("{{{namespace}}}:"),
                 scripts: Scripts {
@@ -122,32 +175,50 @@ impl RedisBroker {
         format!("{}{suffix}", self.inner.prefix)
     }
 
-    async fn conn(&self, context: &'static str) -> Result<Connection, Error> {
-        self.inner.pool.get().await.map_err(|e| Error::Pool {
-            context,
-            message: e.to_string(),
-        })
+    fn fast(&self) -> ConnectionManager {
+        self.inner.fast.clone()
     }
 
     /// Runs a blocking command bounded by `block` plus a grace period, dropping the
-    /// connection (instead of returning it to the pool) when it does not answer.
+    /// connection when it fails or does not answer.
     async fn blocking<T: redis::FromRedisValue>(
         &self,
         context: &'static str,
         cmd: redis::Cmd,
         block: Duration,
     ) -> Result<T, Error> {
-        let mut conn = self.conn(context).await?;
+        let blocking = &self.inner.blocking;
+        let reused = blocking.idle().pop();
+        let fresh = reused.is_none();
+        let mut conn = match reused {
+            Some(conn) => conn,
+            None => blocking.open().await.map_err(Error::redis(context))?,
+        };
         let deadline = block + BLOCK_GRACE;
+        let timed_out = || Error::RedisTimeout {
+            context,
+            waited: deadline,
+        };
         match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut conn)).await {
-            Ok(reply) => reply.map_err(Error::redis(context)),
-            Err(_) => {
-                drop(Connection::take(conn));
-                Err(Error::RedisTimeout {
-                    context,
-                    waited: deadline,
-                })
+            Ok(Ok(reply)) => {
+                blocking.give_back(conn);
+                Ok(reply)
             }
+            Ok(Err(e)) if !fresh && (e.is_io_error() || e.is_connection_dropped()) => {
+                // An idle connection that died (e.g. the server restarted): once more on a
+                // new one.
+                let mut conn = blocking.open().await.map_err(Error::redis(context))?;
+                match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut conn)).await {
+                    Ok(Ok(reply)) => {
+                        blocking.give_back(conn);
+                        Ok(reply)
+                    }
+                    Ok(Err(e)) => Err(Error::Redis { context, source: e }),
+                    Err(_) => Err(timed_out()),
+                }
+            }
+            Ok(Err(e)) => Err(Error::Redis { context, source: e }),
+            Err(_) => Err(timed_out()),
         }
     }
 
@@ -163,7 +234,7 @@ impl RedisBroker {
                 (None, Some(due)) => plain_delayed.push((due, &job.payload)),
             }
         }
-        let mut conn = self.conn("enqueueing jobs").await?;
+        let mut conn = self.fast();
         if !plain_now.is_empty() || !plain_delayed.is_empty() {
             let mut pipe = redis::pipe();
             for (queue, payloads) in &plain_now {
@@ -227,7 +298,7 @@ impl RedisBroker {
         let queue_key = self.key(&format!("queue:{queue}"));
         let processing = self.key(&format!("processing:{worker}"));
         if max > 1 {
-            let mut conn = self.conn("fetching jobs").await?;
+            let mut conn = self.fast();
             let batch: Vec<String> = self
                 .inner
                 .scripts
@@ -324,7 +395,7 @@ impl RedisBroker {
                 }
             }
         }
-        let mut conn = self.conn("acknowledging jobs").await?;
+        let mut conn = self.fast();
         invocation
             .invoke_async::<i64>(&mut conn)
             .await
@@ -351,7 +422,7 @@ impl RedisBroker {
             let _woken: Option<String> =
                 self.blocking("waiting for a result", cmd, timeout).await?;
         }
-        let mut conn = self.conn("reading a result").await?;
+        let mut conn = self.fast();
         redis::cmd("GET")
             .arg(&result_key)
             .query_async(&mut conn)
@@ -360,7 +431,7 @@ impl RedisBroker {
     }
 
     async fn stats_impl(&self) -> Result<Stats, Error> {
-        let mut conn = self.conn("reading stats").await?;
+        let mut conn = self.fast();
         let (queues, workers, delayed, dead, processed, failed, retried, schedules): StatsReply =
             redis::pipe()
                 .cmd("SMEMBERS")
@@ -451,7 +522,7 @@ impl Broker for RedisBroker {
 
     fn ping(&self) -> BrokerFuture<'_, ()> {
         async move {
-            let mut conn = self.conn("pinging redis").await?;
+            let mut conn = self.fast();
             redis::cmd("PING")
                 .query_async::<String>(&mut conn)
                 .await
@@ -485,7 +556,7 @@ impl Broker for RedisBroker {
             for id in &job_ids {
                 invocation.arg(id);
             }
-            let mut conn = self.conn("recording started jobs").await?;
+            let mut conn = self.fast();
             invocation
                 .invoke_async::<i64>(&mut conn)
                 .await
@@ -512,7 +583,7 @@ impl Broker for RedisBroker {
                 }
                 cmd.ignore();
             }
-            let mut conn = self.conn("writing explicit keys").await?;
+            let mut conn = self.fast();
             pipe.query_async::<()>(&mut conn)
                 .await
                 .map_err(Error::redis("writing explicit keys"))
@@ -530,7 +601,7 @@ impl Broker for RedisBroker {
 
     fn lookup<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ResultLookup> {
         async move {
-            let mut conn = self.conn("reading a job state").await?;
+            let mut conn = self.fast();
             let (record, state): (Option<String>, Option<String>) = redis::pipe()
                 .cmd("GET")
                 .arg(self.key(&format!("result:{job_id}")))
@@ -546,7 +617,7 @@ impl Broker for RedisBroker {
 
     fn forget<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ()> {
         async move {
-            let mut conn = self.conn("forgetting a result").await?;
+            let mut conn = self.fast();
             redis::cmd("DEL")
                 .arg(self.key(&format!("result:{job_id}")))
                 .arg(self.key(&format!("state:{job_id}")))
@@ -560,7 +631,7 @@ impl Broker for RedisBroker {
 
     fn get_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, Option<String>> {
         async move {
-            let mut conn = self.conn("reading a key").await?;
+            let mut conn = self.fast();
             redis::cmd("GET")
                 .arg(key)
                 .query_async(&mut conn)
@@ -572,7 +643,7 @@ impl Broker for RedisBroker {
 
     fn delete_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, bool> {
         async move {
-            let mut conn = self.conn("deleting a key").await?;
+            let mut conn = self.fast();
             let n: u64 = redis::cmd("DEL")
                 .arg(key)
                 .query_async(&mut conn)
@@ -585,7 +656,7 @@ impl Broker for RedisBroker {
 
     fn heartbeat<'a>(&'a self, worker: &'a str, ttl: Duration) -> BrokerFuture<'a, ()> {
         async move {
-            let mut conn = self.conn("sending a heartbeat").await?;
+            let mut conn = self.fast();
             redis::pipe()
                 .cmd("SET")
                 .arg(self.key(&format!("worker:{worker}:hb")))
@@ -607,7 +678,7 @@ impl Broker for RedisBroker {
 
     fn unregister<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, ()> {
         async move {
-            let mut conn = self.conn("unregistering a worker").await?;
+            let mut conn = self.fast();
             self.inner
                 .scripts
                 .unregister
@@ -627,7 +698,7 @@ impl Broker for RedisBroker {
         async move {
             let now = now_ms();
             let cutoff = now.saturating_sub(ttl_ms(visibility));
-            let mut conn = self.conn("reaping dead workers").await?;
+            let mut conn = self.fast();
             let moved: u64 = self
                 .inner
                 .scripts
@@ -647,7 +718,7 @@ impl Broker for RedisBroker {
 
     fn promote(&self, limit: usize) -> BrokerFuture<'_, usize> {
         async move {
-            let mut conn = self.conn("promoting delayed jobs").await?;
+            let mut conn = self.fast();
             let moved: u64 = self
                 .inner
                 .scripts
@@ -673,7 +744,7 @@ impl Broker for RedisBroker {
             if limit == 0 {
                 return Ok(Vec::new());
             }
-            let mut conn = self.conn("listing dead letters").await?;
+            let mut conn = self.fast();
             redis::cmd("LRANGE")
                 .arg(self.key("dead"))
                 .arg(0)
@@ -692,7 +763,7 @@ impl Broker for RedisBroker {
         payload: String,
     ) -> BrokerFuture<'_, bool> {
         async move {
-            let mut conn = self.conn("requeueing a dead letter").await?;
+            let mut conn = self.fast();
             let moved: i64 = self
                 .inner
                 .scripts
@@ -713,7 +784,7 @@ impl Broker for RedisBroker {
 
     fn purge_dead(&self) -> BrokerFuture<'_, usize> {
         async move {
-            let mut conn = self.conn("purging dead letters").await?;
+            let mut conn = self.fast();
             let (len,): (u64,) = redis::pipe()
                 .atomic()
                 .cmd("LLEN")

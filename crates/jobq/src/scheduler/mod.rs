@@ -15,7 +15,7 @@
 //!     Duration::from_secs(300),
 //! )?;
 //! let scheduler = Scheduler::new(Client::new(broker.clone()), broker, vec![every_five_minutes]).await?;
-//! scheduler.run_until(jobq::shutdown_signal().wait()).await?;
+//! scheduler.run_until(jobq::shutdown_signal()).await?;
 //! # Ok(()) }
 //! ```
 //!

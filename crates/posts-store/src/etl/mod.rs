@@ -232,7 +232,8 @@ pub struct SeedSummary {
     pub rows_written: u64,
     /// Session users the rows belong to.
     pub users: u64,
-    /// Sessions the rows were cut into.
+    /// Sessions the rows were cut into (0 for synthetic seeds, whose rows each carry
+    /// their own session time).
     pub sessions: u64,
     /// Wall time of the whole seed.
     pub elapsed: Duration,
@@ -268,6 +269,45 @@ impl SeedSummary {
 
     pub(crate) fn counts(&mut self, platform: Platform) -> &mut PlatformCounts {
         self.platforms.entry(platform).or_default()
+    }
+}
+
+/// The summary a person reads after a seed: rows and rows/s, loaded and rejected per
+/// platform, and every rejected record with its reason.
+impl std::fmt::Display for SeedSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Seeded {}: {} rows in {:.2} s ({:.0} rows/s), {} session user(s)",
+            self.db_path.display(),
+            self.rows_written,
+            self.elapsed.as_secs_f64(),
+            self.rows_per_second(),
+            self.users,
+        )?;
+        // Synthetic rows each carry their own session time, so they have no session count.
+        if self.sessions > 0 {
+            write!(f, ", {} session(s)", self.sessions)?;
+        }
+        for (platform, counts) in &self.platforms {
+            write!(
+                f,
+                "\n  {:<9} loaded {:>9}   rejected {:>6}",
+                platform.as_str(),
+                counts.loaded,
+                counts.rejected
+            )?;
+            if counts.unused > 0 {
+                write!(f, "   unused (no user on this platform) {}", counts.unused)?;
+            }
+        }
+        if !self.rejected_records.is_empty() {
+            write!(f, "\nRejected records ({}):", self.rejected())?;
+            for rejection in &self.rejected_records {
+                write!(f, "\n  {rejection}")?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -66,7 +66,7 @@ async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> 
         }
         Err(err) if global.broker == Some(BrokerKind::Redis) => Err(err),
         Err(err) => {
-            println!("Broker: in-memory, because {err:#}.\n");
+            println!("Broker: in-memory (no Redis: {err:#}).\n");
             Ok(Arc::new(MemoryBroker::new(&global.namespace)))
         }
     }
@@ -107,7 +107,7 @@ async fn drive(client: &Client, timeout: Duration) -> anyhow::Result<()> {
     };
     println!("   computed at {}", report["timestamp"].as_str().unwrap_or("?"));
     for pair in report["top_named_entities"].as_array().map(Vec::as_slice).unwrap_or_default() {
-        println!("   {:>5}  {}", pair[1], pair[0].as_str().unwrap_or("?"));
+        println!("   {:>5}  {}", pair[1].as_u64().unwrap_or(0), pair[0].as_str().unwrap_or("?"));
     }
     Ok(())
 }

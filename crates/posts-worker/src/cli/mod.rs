@@ -121,7 +121,7 @@ async fn connect_redis(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker
 
 fn unreachable_redis(global: &GlobalOptions, reason: &str) -> anyhow::Error {
     anyhow::anyhow!(
-        "no Redis answers at {} ({reason}); start one (e.g. `redis-server`), point --redis-url/REDIS_URL at it, or use --broker memory",
+        "no Redis answers at {} ({reason}); start one (`redis-server`), or set --redis-url/REDIS_URL",
         global.redis_url
     )
 }

@@ -15,8 +15,9 @@ use super::{GlobalOptions, client_broker};
 pub struct Args {
     /// Task name, e.g. `substring_matches_by_platform`.
     task: String,
-    /// Positional arguments: each is parsed as JSON when it is valid JSON, else taken as a string.
-    #[arg(allow_hyphen_values = true)]
+    /// Positional arguments: each is parsed as JSON when it is valid JSON, else taken as a
+    /// string. Put `--` before arguments that start with `--`.
+    #[arg(allow_negative_numbers = true)]
     args: Vec<String>,
     /// Wait up to SECS for the result and print it.
     #[arg(long, value_name = "SECS")]
