@@ -40,7 +40,12 @@ mod tests {
         assert_eq!(schedules[0].task, "count_top_named_entities");
         assert_eq!(
             schedules[0].args,
-            serde_json::json!([10, "2017-05-31", "2017-06-01", "my_worker:scheduled:top_named_entities"])
+            serde_json::json!([
+                10,
+                "2017-05-31",
+                "2017-06-01",
+                "my_worker:scheduled:top_named_entities"
+            ])
         );
     }
 }

@@ -31,7 +31,7 @@ pub struct WorkerConfig {
     /// Queues to consume (default: `["default"]`); each gets its own fetcher.
     pub queues: Vec<String>,
     /// Jobs fetched ahead of free handler slots, so short jobs do not wait for a round trip
-    /// (default 1024). They count as in flight and are recovered like running ones.
+    /// (default 256). They count as in flight and are recovered like running ones.
     pub prefetch: usize,
     /// How often the worker heartbeats and reaps (default 5 s); its heartbeat lives three
     /// intervals.
@@ -63,7 +63,7 @@ impl Default for WorkerConfig {
         Self {
             concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             queues: vec![DEFAULT_QUEUE.to_owned()],
-            prefetch: 1024,
+            prefetch: 256,
             heartbeat_interval: Duration::from_secs(5),
             visibility_timeout: Duration::from_secs(30),
             grace_period: Duration::from_secs(30),

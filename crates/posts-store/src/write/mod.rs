@@ -1,5 +1,6 @@
 //! The bulk writer every loader uses: rows are buffered and inserted in batches through
-//! one prepared statement per batch, in create, upsert or drop-table mode.
+//! one prepared statement per batch, in create, upsert or drop-table mode. Bulk
+//! generators hand over borrowed rows ([`PostRowRef`]) so they need not allocate per row.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,14 @@ pub enum Commit {
     AllOrNothing,
     /// Commit after every batch, keeping the write-ahead log small on huge loads.
     EveryBatch,
+    /// No rollback journal and one transaction until [`PostsWriter::finish`], which
+    /// switches the database to WAL: every page is written once, straight from the page
+    /// cache, instead of to the log and again to the file. A new file also gets larger
+    /// pages. For loads that are rerun rather than rolled back (synthetic benchmark
+    /// DBs): a crash or error mid-load can leave the file unusable. When SQLite keeps
+    /// the journal (another connection has the file open) this acts as
+    /// [`Commit::EveryBatch`].
+    Unjournaled,
 }
 
 /// One row of the posts table ([`SchemaVariant::TextId`]).
@@ -52,7 +61,43 @@ pub struct PostRow {
     pub post_blob: String,
 }
 
+/// A row borrowed from wherever the loader keeps its data: what
+/// [`PostsWriter::write_rows`] inserts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostRowRef<'a> {
+    /// Item id (primary key).
+    pub id: &'a str,
+    /// When the session that showed the item happened, `YYYY-MM-DD HH:MM:SS`.
+    pub session_timestamp: &'a str,
+    /// The session user's id.
+    pub session_user_id: &'a str,
+    /// The item's platform.
+    pub platform: Platform,
+    /// Post or comment.
+    pub content_type: ContentType,
+    /// Hash of the item author's name.
+    pub author_name_hash: &'a str,
+    /// When the item was created, `YYYY-MM-DD HH:MM:SS`.
+    pub created_at: &'a str,
+    /// The item as JSON.
+    pub post_blob: &'a str,
+}
+
 impl PostRow {
+    /// The row as a [`PostRowRef`].
+    pub fn borrowed(&self) -> PostRowRef<'_> {
+        PostRowRef {
+            id: &self.id,
+            session_timestamp: &self.session_timestamp,
+            session_user_id: &self.session_user_id,
+            platform: self.platform,
+            content_type: self.content_type,
+            author_name_hash: &self.author_name_hash,
+            created_at: &self.created_at,
+            post_blob: &self.post_blob,
+        }
+    }
+
     /// The row for `item`, shown to `session_user_id` in a session at `session_time`.
     pub fn from_item(item: &ContentItem, session_user_id: &str, session_time: Timestamp) -> Self {
         PostRow {
@@ -100,11 +145,17 @@ impl PostsWriter {
         let conn = Connection::open_with_flags(path, flags).doing(|| format!("opening {shown}"))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .doing(|| format!("setting the busy timeout of {shown}"))?;
-        schema::enable_wal(&conn)?;
+        let commit = if commit == Commit::Unjournaled {
+            turn_journal_off(&conn, &shown)?
+        } else {
+            schema::enable_wal(&conn)?;
+            commit
+        };
         // A crash mid-seed leaves a half-built DB to rebuild anyway, so the load skips
-        // fsyncs; the setting lasts only for this connection.
+        // fsyncs; the settings last only for this connection. The cache holds the pages
+        // a batch touches, and sorts building the indexes may use a second core.
         conn.execute_batch(
-            "PRAGMA synchronous=OFF; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;",
+            "PRAGMA synchronous=OFF; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY; PRAGMA threads=2;",
         )
         .doing(|| format!("configuring {shown} for loading"))?;
         conn.execute_batch("BEGIN IMMEDIATE")
@@ -173,37 +224,33 @@ impl PostsWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let shown = || self.path.display().to_string();
-        let sql = if self.upsert {
-            "INSERT OR REPLACE INTO posts (id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        } else {
-            "INSERT INTO posts (id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-        };
-        {
-            let mut stmt = self
-                .conn
-                .prepare_cached(sql)
-                .doing(|| format!("preparing the insert into {}", shown()))?;
-            for row in &self.buffer {
-                stmt.execute((
-                    &row.id,
-                    &row.session_timestamp,
-                    &row.session_user_id,
-                    row.platform.as_str(),
-                    row.content_type.as_str(),
-                    &row.author_name_hash,
-                    &row.created_at,
-                    &row.post_blob,
-                ))
-                .doing(|| format!("inserting post {:?} into {}", row.id, shown()))?;
-            }
-        }
-        self.written += self.buffer.len() as u64;
+        let written = insert_rows(
+            &self.conn,
+            &self.path,
+            self.upsert,
+            self.buffer.iter().map(PostRow::borrowed),
+        )?;
         self.buffer.clear();
+        self.batch_written(written)
+    }
+
+    /// Writes `rows` as one batch, after any buffered rows; for loaders that keep their
+    /// rows in their own buffers.
+    pub fn write_rows<'r>(
+        &mut self,
+        rows: impl IntoIterator<Item = PostRowRef<'r>>,
+    ) -> Result<(), StoreError> {
+        self.flush()?;
+        let written = insert_rows(&self.conn, &self.path, self.upsert, rows)?;
+        self.batch_written(written)
+    }
+
+    fn batch_written(&mut self, rows: u64) -> Result<(), StoreError> {
+        self.written += rows;
         if self.commit == Commit::EveryBatch {
             self.conn
                 .execute_batch("COMMIT; BEGIN IMMEDIATE")
-                .doing(|| format!("committing a batch to {}", shown()))?;
+                .doing(|| format!("committing a batch to {}", self.path.display()))?;
         }
         Ok(())
     }
@@ -216,11 +263,72 @@ impl PostsWriter {
         self.conn
             .execute_batch("COMMIT")
             .doing(|| format!("committing to {}", self.path.display()))?;
+        if self.commit == Commit::Unjournaled {
+            // Readers expect WAL; the switch is instant as nothing is left to log.
+            schema::enable_wal(&self.conn)?;
+        }
         // Fold the log back into the main file so the finished DB is one file.
         self.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .doing(|| format!("checkpointing {}", self.path.display()))?;
         Ok(self.written)
+    }
+}
+
+/// Inserts `rows` through one prepared statement; returns how many there were.
+fn insert_rows<'r>(
+    conn: &Connection,
+    path: &Path,
+    upsert: bool,
+    rows: impl IntoIterator<Item = PostRowRef<'r>>,
+) -> Result<u64, StoreError> {
+    let shown = || path.display().to_string();
+    let sql = if upsert {
+        "INSERT OR REPLACE INTO posts (id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    } else {
+        "INSERT INTO posts (id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    };
+    let mut stmt = conn
+        .prepare_cached(sql)
+        .doing(|| format!("preparing the insert into {}", shown()))?;
+    let mut written = 0;
+    for row in rows {
+        stmt.execute((
+            row.id,
+            row.session_timestamp,
+            row.session_user_id,
+            row.platform.as_str(),
+            row.content_type.as_str(),
+            row.author_name_hash,
+            row.created_at,
+            row.post_blob,
+        ))
+        .doing(|| format!("inserting post {:?} into {}", row.id, shown()))?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Prepares an unjournaled load ([`Commit::Unjournaled`]) and says how the writer must
+/// commit: once at the end when the journal is off, every batch when SQLite kept WAL.
+fn turn_journal_off(conn: &Connection, shown: &str) -> Result<Commit, StoreError> {
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |row| row.get(0))
+        .doing(|| format!("reading the size of {shown}"))?;
+    if pages == 0 {
+        // Only a new file can take another page size. Larger pages hold more ~700-byte
+        // rows each, so inserting splits and writes fewer pages.
+        conn.execute_batch("PRAGMA page_size=16384")
+            .doing(|| format!("setting the page size of {shown}"))?;
+    }
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=OFF", [], |row| row.get(0))
+        .doing(|| format!("turning the journal of {shown} off"))?;
+    if mode.eq_ignore_ascii_case("off") {
+        Ok(Commit::Unjournaled)
+    } else {
+        schema::enable_wal(conn)?;
+        Ok(Commit::EveryBatch)
     }
 }
 

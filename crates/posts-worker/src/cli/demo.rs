@@ -32,7 +32,10 @@ const DEMO_RESULT_KEY: &str = "my_worker:demo:top_named_entities";
 pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout);
     if !global.db.exists() {
-        println!("The posts DB {} is missing: seeding it from the sample data.", global.db.display());
+        println!(
+            "The posts DB {} is missing: seeding it from the sample data.",
+            global.db.display()
+        );
         let summary = seed(&SeedOptions::sample(&global.db), &mut |_| {})?;
         println!("{summary}\n");
     }
@@ -61,7 +64,10 @@ async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> 
     }
     match connect_redis(global).await {
         Ok(redis) => {
-            println!("Broker: Redis at {} (namespace {}).\n", global.redis_url, global.namespace);
+            println!(
+                "Broker: Redis at {} (namespace {}).\n",
+                global.redis_url, global.namespace
+            );
             Ok(redis)
         }
         Err(err) if global.broker == Some(BrokerKind::Redis) => Err(err),
@@ -75,9 +81,17 @@ async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> 
 async fn drive(client: &Client, timeout: Duration) -> anyhow::Result<()> {
     println!("1. query_posts_db: the last 5 rows of\n   {DEMO_QUERY}");
     let started = Instant::now();
-    let rows = client.delay::<Value>("query_posts_db", json!([DEMO_QUERY])).await?.get(timeout).await?;
+    let rows = client
+        .delay::<Value>("query_posts_db", json!([DEMO_QUERY]))
+        .await?
+        .get(timeout)
+        .await?;
     let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
-    println!("   {} rows in {:.1?}; the last 5:", rows.len(), started.elapsed());
+    println!(
+        "   {} rows in {:.1?}; the last 5:",
+        rows.len(),
+        started.elapsed()
+    );
     for row in &rows[rows.len().saturating_sub(5)..] {
         println!("   {}", describe_row(row));
     }
@@ -94,20 +108,37 @@ async fn drive(client: &Client, timeout: Duration) -> anyhow::Result<()> {
     println!("\n3. count_top_named_entities(10, \"{FROM}\", \"{TO}\", \"{DEMO_RESULT_KEY}\")");
     let started = Instant::now();
     let done = client
-        .delay::<bool>("count_top_named_entities", json!([10, FROM, TO, DEMO_RESULT_KEY]))
+        .delay::<bool>(
+            "count_top_named_entities",
+            json!([10, FROM, TO, DEMO_RESULT_KEY]),
+        )
         .await?
         .get(timeout)
         .await?;
     let report = client.get_key(DEMO_RESULT_KEY).await?;
     client.delete_key(DEMO_RESULT_KEY).await?;
-    println!("   task returned {done} in {:.1?}; key {DEMO_RESULT_KEY} (now deleted) held:", started.elapsed());
+    println!(
+        "   task returned {done} in {:.1?}; key {DEMO_RESULT_KEY} (now deleted) held:",
+        started.elapsed()
+    );
     let report: Value = match report {
         Some(text) => serde_json::from_str(&text)?,
         None => anyhow::bail!("the task reported success but {DEMO_RESULT_KEY} was not written"),
     };
-    println!("   computed at {}", report["timestamp"].as_str().unwrap_or("?"));
-    for pair in report["top_named_entities"].as_array().map(Vec::as_slice).unwrap_or_default() {
-        println!("   {:>5}  {}", pair[1].as_u64().unwrap_or(0), pair[0].as_str().unwrap_or("?"));
+    println!(
+        "   computed at {}",
+        report["timestamp"].as_str().unwrap_or("?")
+    );
+    for pair in report["top_named_entities"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        println!(
+            "   {:>5}  {}",
+            pair[1].as_u64().unwrap_or(0),
+            pair[0].as_str().unwrap_or("?")
+        );
     }
     Ok(())
 }
@@ -115,8 +146,16 @@ async fn drive(client: &Client, timeout: Duration) -> anyhow::Result<()> {
 /// One `[platform, post_blob]` row as a line a person can read.
 fn describe_row(row: &Value) -> String {
     let platform = row[0].as_str().unwrap_or("?");
-    let blob: Value = row[1].as_str().and_then(|text| serde_json::from_str(text).ok()).unwrap_or(Value::Null);
-    let text: String = blob["text"].as_str().unwrap_or("").chars().take(70).collect();
+    let blob: Value = row[1]
+        .as_str()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null);
+    let text: String = blob["text"]
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .take(70)
+        .collect();
     format!(
         "{platform:<9} {} {:<7} {:?}",
         blob["created_at"].as_str().unwrap_or("?"),

@@ -18,7 +18,10 @@ pub struct Args {
 pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(client_broker(global).await?);
     let Some(value) = client.get_key(&args.key).await? else {
-        eprintln!("key {} does not exist (not written yet, expired or deleted)", args.key);
+        eprintln!(
+            "key {} does not exist (not written yet, expired or deleted)",
+            args.key
+        );
         return Ok(ExitCode::FAILURE);
     };
     println!("{value}");

@@ -35,10 +35,20 @@ pub struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct GlobalOptions {
     /// Redis URL (`redis://` or `rediss://`, password in the URL).
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0", global = true)]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0",
+        global = true
+    )]
     pub redis_url: String,
     /// Path of the SQLite posts database.
-    #[arg(long, env = "POSTS_DB_PATH", default_value = "sample_data/sample_posts.db", global = true)]
+    #[arg(
+        long,
+        env = "POSTS_DB_PATH",
+        default_value = "sample_data/sample_posts.db",
+        global = true
+    )]
     pub db: PathBuf,
     /// jobq namespace: every key lives under the hash tag `{namespace}`.
     #[arg(long, env = "JOBQ_NAMESPACE", default_value = "posts", global = true)]
@@ -77,7 +87,10 @@ pub enum Command {
 /// Runs the chosen subcommand and returns the process exit code.
 pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
-    match cli.command.unwrap_or_else(|| Command::Run(run::Args::default())) {
+    match cli
+        .command
+        .unwrap_or_else(|| Command::Run(run::Args::default()))
+    {
         Command::Run(args) => run::run(&global, args).await,
         Command::Submit(args) => submit::run(&global, args).await,
         Command::GetKey(args) => get_key::run(&global, args).await,

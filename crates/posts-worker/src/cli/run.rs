@@ -26,9 +26,14 @@ pub struct Args {
 pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let env = open_posts_env(global)?;
     let schedules = posts_worker::schedules::load(args.schedules.as_deref())?;
-    let WorkerBroker { broker, schedules: schedule_store } = worker_broker(global).await?;
+    let WorkerBroker {
+        broker,
+        schedules: schedule_store,
+    } = worker_broker(global).await?;
     if global.broker == Some(super::BrokerKind::Memory) {
-        tracing::warn!("memory broker: only this process's scheduler can enqueue jobs, and results stay in this process");
+        tracing::warn!(
+            "memory broker: only this process's scheduler can enqueue jobs, and results stay in this process"
+        );
     }
 
     let mut app = App::new();
@@ -52,8 +57,11 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     let scheduler = if args.no_scheduler {
         None
     } else {
-        let scheduler = Scheduler::new(Client::new(broker.clone()), schedule_store, schedules).await?;
-        Some(tokio::spawn(scheduler.run_until(shutdown.clone().cancelled_owned())))
+        let scheduler =
+            Scheduler::new(Client::new(broker.clone()), schedule_store, schedules).await?;
+        Some(tokio::spawn(
+            scheduler.run_until(shutdown.clone().cancelled_owned()),
+        ))
     };
     tracing::info!(db = %global.db.display(), namespace = %global.namespace, "posts-worker started");
     worker.run_until(shutdown.cancelled_owned()).await?;

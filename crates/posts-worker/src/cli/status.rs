@@ -22,7 +22,10 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     let stats = client.stats().await?;
     let schedules = jobq::scheduler::list(&*broker).await?;
     if args.json {
-        println!("{}", json!({"namespace": global.namespace, "stats": stats, "schedules": schedules}));
+        println!(
+            "{}",
+            json!({"namespace": global.namespace, "stats": stats, "schedules": schedules})
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!("namespace      {}", global.namespace);
@@ -33,9 +36,20 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     println!("in flight      {}", stats.in_flight);
     println!("delayed        {}", stats.delayed);
     println!("dead           {}", stats.dead);
-    println!("processed      {} ({} failed, {} retries)", stats.processed, stats.failed, stats.retried);
+    println!(
+        "processed      {} ({} failed, {} retries)",
+        stats.processed, stats.failed, stats.retried
+    );
     println!("schedules      {}", schedules.len());
-    for ScheduleStatus { name, task, spec, last_run, next_run, .. } in &schedules {
+    for ScheduleStatus {
+        name,
+        task,
+        spec,
+        last_run,
+        next_run,
+        ..
+    } in &schedules
+    {
         println!(
             "  {name}: {task} {spec}; last run {}; next run {}",
             last_run.map_or_else(|| "never".to_owned(), |t| t.to_rfc3339()),

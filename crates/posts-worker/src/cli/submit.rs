@@ -42,7 +42,10 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         Err(Error::Failed(failure)) => {
-            eprintln!("{}", json!({"error": {"kind": failure.kind, "message": failure.message}}));
+            eprintln!(
+                "{}",
+                json!({"error": {"kind": failure.kind, "message": failure.message}})
+            );
             Ok(ExitCode::FAILURE)
         }
         Err(Error::Timeout { .. }) => {
