@@ -212,11 +212,12 @@ pub trait FromArgs<const N: usize>: Sized {
     fn from_args(args: Value, names: &[&'static str; N]) -> Result<Self, TaskError>;
 }
 
-/// Splits job arguments into exactly `N` values in parameter order.
+/// Splits job arguments into exactly `N` values in parameter order; `None` marks an
+/// argument the job left out.
 fn positional<const N: usize>(
     args: Value,
     names: &[&'static str; N],
-) -> Result<Vec<Value>, TaskError> {
+) -> Result<Vec<Option<Value>>, TaskError> {
     match args {
         Value::Array(items) => {
             if items.len() > N {
@@ -226,15 +227,12 @@ fn positional<const N: usize>(
                     items.len()
                 )));
             }
-            let mut items = items;
-            items.resize(N, Value::Null);
+            let mut items: Vec<Option<Value>> = items.into_iter().map(Some).collect();
+            items.resize(N, None);
             Ok(items)
         }
         Value::Object(mut map) => {
-            let values: Vec<Value> = names
-                .iter()
-                .map(|name| map.remove(*name).unwrap_or(Value::Null))
-                .collect();
+            let values: Vec<Option<Value>> = names.iter().map(|name| map.remove(*name)).collect();
             if let Some(unknown) = map.keys().next() {
                 return Err(TaskError::invalid_arguments(format!(
                     "unknown argument {unknown:?}; expected {}",
@@ -255,10 +253,26 @@ fn positional<const N: usize>(
     }
 }
 
-fn decode_one<T: DeserializeOwned>(value: Value, index: usize, name: &str) -> Result<T, TaskError> {
-    serde_json::from_value(value).map_err(|e| {
-        TaskError::invalid_arguments(format!("argument {name:?} (position {index}): {e}"))
-    })
+/// Decodes argument `index`; a left-out argument decodes as `null`, so only `Option`
+/// parameters may be left out.
+fn decode_one<T: DeserializeOwned>(
+    value: Option<Value>,
+    index: usize,
+    names: &[&'static str],
+) -> Result<T, TaskError> {
+    let name = names[index];
+    match value {
+        Some(value) => serde_json::from_value(value).map_err(|e| {
+            TaskError::invalid_arguments(format!("argument {name:?} (position {index}): {e}"))
+        }),
+        None => serde_json::from_value(Value::Null).map_err(|_| {
+            TaskError::invalid_arguments(format!(
+                "missing argument {name:?} (position {index}); expected {} ({})",
+                names.len(),
+                names.join(", ")
+            ))
+        }),
+    }
 }
 
 pub(crate) fn json_type(value: &Value) -> &'static str {
@@ -284,7 +298,7 @@ macro_rules! impl_from_args {
             fn from_args(args: Value, names: &[&'static str; $n]) -> Result<Self, TaskError> {
                 let mut values = positional(args, names)?.into_iter();
                 Ok(($(
-                    decode_one::<$t>(values.next().unwrap_or(Value::Null), $i, names[$i])?,
+                    decode_one::<$t>(values.next().flatten(), $i, names)?,
                 )+))
             }
         }
@@ -329,5 +343,17 @@ mod tests {
         assert!(err.message().contains("at most 2"), "{}", err.message());
         let err = <(String, u32)>::from_args(json!("x"), &names).unwrap_err();
         assert!(err.message().contains("a string"), "{}", err.message());
+        let err = <(String, u32)>::from_args(json!(["x"]), &names).unwrap_err();
+        assert!(
+            err.message().contains("missing argument \"limit\""),
+            "{}",
+            err.message()
+        );
+        let err = <(String, u32)>::from_args(json!({"limit": 3}), &names).unwrap_err();
+        assert!(
+            err.message().contains("missing argument \"match\""),
+            "{}",
+            err.message()
+        );
     }
 }

@@ -56,8 +56,8 @@
 //! | `{ns}:delayed` | sorted set | ETA/countdown jobs and retries scored by due time (ms) |
 //! | `{ns}:dead` | list | dead letters (JSON [`DeadLetter`]), newest first |
 //! | `{ns}:result:<job id>` | string, TTL | the result record (`SUCCESS`/`FAILURE`) |
-//! | `{ns}:state:<job id>` | string, TTL | transient state: `STARTED` or `RETRY` |
-//! | `{ns}:notify:<job id>` | list, TTL | one element once the result is stored; waiters block on it |
+//! | `{ns}:state:<job id>` | string, TTL | transient state: `STARTED` (recorded once a job has run for 10 ms) or `RETRY` |
+//! | `{ns}:notify:<job id>` | list, TTL | pushed once the result is stored: the record itself (or `1` when larger than 4 KiB), so a waiter blocked on it needs no second read |
 //! | `{ns}:unique:<key>` | string, TTL | unique-send claims ([`SendOptions::unique`]) |
 //! | `{ns}:stats:processed`, `:failed`, `:retried` | string | counters |
 //! | `{ns}:schedules` | hash | the scheduler's schedules (see [`scheduler`]) |

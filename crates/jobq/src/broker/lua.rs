@@ -53,17 +53,22 @@ end
 return 0
 "#;
 
-/// KEYS: processing. ARGV: prefix, then groups of six: op, payload, a, b, c, d.
+/// KEYS: processing. ARGV: prefix, inline record limit, then groups of six: op, payload,
+/// a, b, c, d.
 ///
 /// - `S` success / `F` failure: a = job id ('' when unknown), b = record, c = ttl ms,
 ///   d = dead letter ('' for none; failures only).
 /// - `R` retry: a = job id, b = retry payload, c = due ms, d = state ttl ms.
 /// - `Q` requeue: a = queue.
+///
+/// The notification pushed for a stored result is the record itself when it is no larger
+/// than the inline limit (the waiter needs no second round trip), else `1`.
 pub(super) const ACK: &str = r#"
 local prefix = ARGV[1]
+local inline_limit = tonumber(ARGV[2])
 local proc = KEYS[1]
 local processed, failed, retried = 0, 0, 0
-for i = 2, #ARGV, 6 do
+for i = 3, #ARGV, 6 do
   local op, payload, a, b, c, d = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   redis.call('LREM', proc, -1, payload)
   if op == 'S' or op == 'F' then
@@ -71,7 +76,11 @@ for i = 2, #ARGV, 6 do
       redis.call('SET', prefix .. 'result:' .. a, b, 'PX', c)
       redis.call('DEL', prefix .. 'state:' .. a)
       local notify = prefix .. 'notify:' .. a
-      redis.call('RPUSH', notify, '1')
+      if #b <= inline_limit then
+        redis.call('RPUSH', notify, b)
+      else
+        redis.call('RPUSH', notify, '1')
+      end
       redis.call('PEXPIRE', notify, c)
     end
     processed = processed + 1

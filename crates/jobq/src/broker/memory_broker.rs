@@ -300,7 +300,7 @@ impl Broker for MemoryBroker {
         .boxed()
     }
 
-    fn ack<'a>(&'a self, worker: &'a str, acks: Vec<Ack>) -> BrokerFuture<'a, ()> {
+    fn ack<'a>(&'a self, worker: &'a str, acks: &'a [Ack]) -> BrokerFuture<'a, ()> {
         async move {
             let mut stored = false;
             let mut pushed = false;
@@ -314,11 +314,12 @@ impl Broker for MemoryBroker {
                             record,
                             ttl,
                         } => {
-                            state.remove_in_flight(worker, &payload);
-                            state.states.remove(&job_id);
-                            state
-                                .results
-                                .insert(job_id, Expiring::new(record, Some(ttl)));
+                            state.remove_in_flight(worker, payload);
+                            state.states.remove(job_id);
+                            state.results.insert(
+                                job_id.clone(),
+                                Expiring::new(record.clone(), Some(*ttl)),
+                            );
                             state.processed += 1;
                             stored = true;
                         }
@@ -329,14 +330,16 @@ impl Broker for MemoryBroker {
                             ttl,
                             dead_letter,
                         } => {
-                            state.remove_in_flight(worker, &payload);
+                            state.remove_in_flight(worker, payload);
                             if let (Some(id), Some(record)) = (job_id, record) {
-                                state.states.remove(&id);
-                                state.results.insert(id, Expiring::new(record, Some(ttl)));
+                                state.states.remove(id);
+                                state
+                                    .results
+                                    .insert(id.clone(), Expiring::new(record.clone(), Some(*ttl)));
                                 stored = true;
                             }
                             if let Some(letter) = dead_letter {
-                                state.dead.push_front(letter);
+                                state.dead.push_front(letter.clone());
                             }
                             state.processed += 1;
                             state.failed += 1;
@@ -348,16 +351,17 @@ impl Broker for MemoryBroker {
                             due_ms,
                             ttl,
                         } => {
-                            state.remove_in_flight(worker, &payload);
-                            state.delay(due_ms, retry_payload);
-                            state
-                                .states
-                                .insert(job_id, Expiring::new("RETRY".to_owned(), Some(ttl)));
+                            state.remove_in_flight(worker, payload);
+                            state.delay(*due_ms, retry_payload.clone());
+                            state.states.insert(
+                                job_id.clone(),
+                                Expiring::new("RETRY".to_owned(), Some(*ttl)),
+                            );
                             state.retried += 1;
                         }
                         Ack::Requeue { payload, queue } => {
-                            state.remove_in_flight(worker, &payload);
-                            state.push_head(&queue, payload);
+                            state.remove_in_flight(worker, payload);
+                            state.push_head(queue, payload.clone());
                             pushed = true;
                         }
                     }

@@ -127,8 +127,9 @@ pub trait Broker: Send + Sync + 'static {
     /// Records that these jobs started (state `STARTED`, kept for `ttl`).
     fn mark_started(&self, job_ids: Vec<String>, ttl: Duration) -> BrokerFuture<'_, ()>;
 
-    /// Applies acknowledgements of jobs held by `worker`, each one atomically.
-    fn ack<'a>(&'a self, worker: &'a str, acks: Vec<Ack>) -> BrokerFuture<'a, ()>;
+    /// Applies acknowledgements of jobs held by `worker`, each one atomically. Borrowed, so
+    /// a batch can be retried after a failure without copying it.
+    fn ack<'a>(&'a self, worker: &'a str, acks: &'a [Ack]) -> BrokerFuture<'a, ()>;
 
     /// Applies explicit-key writes (plain `SET`s, so repeating them is harmless).
     fn write_keys(&self, writes: Vec<KeyWrite>) -> BrokerFuture<'_, ()>;
@@ -208,7 +209,7 @@ impl<B: Broker + ?Sized> Broker for Arc<B> {
     fn mark_started(&self, job_ids: Vec<String>, ttl: Duration) -> BrokerFuture<'_, ()> {
         (**self).mark_started(job_ids, ttl)
     }
-    fn ack<'a>(&'a self, worker: &'a str, acks: Vec<Ack>) -> BrokerFuture<'a, ()> {
+    fn ack<'a>(&'a self, worker: &'a str, acks: &'a [Ack]) -> BrokerFuture<'a, ()> {
         (**self).ack(worker, acks)
     }
     fn write_keys(&self, writes: Vec<KeyWrite>) -> BrokerFuture<'_, ()> {

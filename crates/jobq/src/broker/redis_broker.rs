@@ -31,6 +31,13 @@ const BLOCK_GRACE: Duration = Duration::from_secs(3);
 /// Payloads per `LPUSH`/`ZADD` when enqueueing large batches, so no single command keeps
 /// Redis busy for long.
 const PUSH_CHUNK: usize = 1000;
+/// Result records up to this size (bytes) are also pushed as the job's notification, so a
+/// waiting client gets its result in the reply that wakes it, without another round trip.
+/// Larger ones are not copied (the notification is then `1` and the waiter reads the
+/// result key).
+const INLINE_RECORD_LIMIT: usize = 4096;
+/// The notification of a result whose record was not inlined.
+const NOTIFY_MARKER: &str = "1";
 /// Dead workers handled per reap call.
 const REAP_WORKERS_PER_CALL: usize = 100;
 
@@ -326,15 +333,16 @@ impl RedisBroker {
         Ok(one.into_iter().collect())
     }
 
-    async fn ack_impl(&self, worker: &str, acks: Vec<Ack>) -> Result<(), Error> {
+    async fn ack_impl(&self, worker: &str, acks: &[Ack]) -> Result<(), Error> {
         if acks.is_empty() {
             return Ok(());
         }
         let mut invocation = self.inner.scripts.ack.prepare_invoke();
         invocation
             .key(self.key(&format!("processing:{worker}")))
-            .arg(&self.inner.prefix);
-        for ack in &acks {
+            .arg(&self.inner.prefix)
+            .arg(INLINE_RECORD_LIMIT);
+        for ack in acks {
             match ack {
                 Ack::Success {
                     payload,
@@ -411,16 +419,24 @@ impl RedisBroker {
         let result_key = self.key(&format!("result:{job_id}"));
         if timeout >= Duration::from_millis(1) {
             let notify = self.key(&format!("notify:{job_id}"));
-            // Moving the element onto the same list leaves it there, so every waiter (and
-            // every later call) sees it.
+            // Moving the newest element onto the same end of the same list leaves the list
+            // as it was, so every waiter (and every later call) sees the same, newest one.
             let mut cmd = redis::cmd("BLMOVE");
             cmd.arg(&notify)
                 .arg(&notify)
                 .arg("RIGHT")
-                .arg("LEFT")
+                .arg("RIGHT")
                 .arg(timeout.as_secs_f64());
-            let _woken: Option<String> =
+            let woken: Option<String> =
                 self.blocking("waiting for a result", cmd, timeout).await?;
+            match woken {
+                // The record itself (see INLINE_RECORD_LIMIT): no second round trip.
+                Some(record) if record != NOTIFY_MARKER => return Ok(Some(record)),
+                Some(_) => {}
+                // Timed out: the result key may still have appeared since (e.g. it was
+                // stored by a worker of an older version that notified differently).
+                None => {}
+            }
         }
         let mut conn = self.fast();
         redis::cmd("GET")
@@ -566,7 +582,7 @@ impl Broker for RedisBroker {
         .boxed()
     }
 
-    fn ack<'a>(&'a self, worker: &'a str, acks: Vec<Ack>) -> BrokerFuture<'a, ()> {
+    fn ack<'a>(&'a self, worker: &'a str, acks: &'a [Ack]) -> BrokerFuture<'a, ()> {
         self.ack_impl(worker, acks).boxed()
     }
 

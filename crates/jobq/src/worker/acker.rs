@@ -80,7 +80,7 @@ impl Acker {
         }
         let mut failures = 0;
         loop {
-            match self.broker.ack(&self.worker_id, batch.clone()).await {
+            match self.broker.ack(&self.worker_id, &batch).await {
                 Ok(()) => return,
                 Err(e) => {
                     failures += 1;

@@ -16,11 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use self::acker::{AckMessage, Acker};
-use self::execute::{ExecSettings, Incoming};
+use self::execute::{ExecSettings, Finished, Incoming};
 use crate::app::App;
 use crate::broker::{Ack, Broker};
 use crate::client::DEFAULT_QUEUE;
 use crate::error::Error;
+use crate::message::JobMessage;
 
 /// How a [`Worker`] runs. `WorkerConfig::default()` suits production; tests shorten the
 /// timeouts.
@@ -298,6 +299,9 @@ impl Worker {
     }
 }
 
+/// How long a job runs before its STARTED state is recorded (see [`run_recording_start`]).
+const STARTED_AFTER: Duration = Duration::from_millis(10);
+
 /// Exponential backoff for broker outages: 50 ms doubling up to 5 s.
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(50u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(5))
@@ -425,7 +429,6 @@ async fn fetch_loop(
 }
 
 fn dispatch(shared: &Arc<Shared>, queue: &str, payloads: Vec<String>) {
-    let mut started = Vec::with_capacity(payloads.len());
     for payload in payloads {
         let key = shared.outstanding.next.fetch_add(1, Ordering::Relaxed);
         shared
@@ -433,20 +436,31 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, payloads: Vec<String>) {
             .lock()
             .insert(key, (payload.clone(), queue.to_owned()));
         let incoming = execute::decode(&payload);
-        if let Incoming::Job(job) = &incoming {
-            started.push(job.id.clone());
-        }
         tokio::spawn(run_job(Arc::clone(shared), key, payload, incoming));
     }
-    if !started.is_empty() {
-        // Not awaited: the STARTED state is informational and must not delay the jobs.
-        let broker = Arc::clone(&shared.broker);
-        let ttl = shared.result_ttl;
-        tokio::spawn(async move {
-            if let Err(e) = broker.mark_started(started, ttl).await {
-                debug!(error = %e, "could not record started jobs");
-            }
-        });
+}
+
+/// Runs `job`, recording it as STARTED only once it has run for [`STARTED_AFTER`]: for a
+/// job that finishes sooner the state would be gone before anyone could read it, and
+/// writing and clearing it would cost Redis two extra key writes per job, a large share of
+/// a short job's cost.
+async fn run_recording_start(shared: &Shared, job: JobMessage, payload: String) -> Finished {
+    let job_id = job.id.clone();
+    let run = execute::run(&shared.app, job, payload, &shared.settings);
+    tokio::pin!(run);
+    match tokio::time::timeout(STARTED_AFTER, &mut run).await {
+        Ok(finished) => finished,
+        Err(_) => {
+            // Not awaited: the STARTED state is informational and must not delay the job.
+            let broker = Arc::clone(&shared.broker);
+            let ttl = shared.result_ttl;
+            tokio::spawn(async move {
+                if let Err(e) = broker.mark_started(vec![job_id], ttl).await {
+                    debug!(error = %e, "could not record a started job");
+                }
+            });
+            run.await
+        }
     }
 }
 
@@ -466,7 +480,7 @@ async fn run_job(shared: Arc<Shared>, key: u64, payload: String, incoming: Incom
                 shared.fetched.add_permits(1);
                 return;
             };
-            execute::run(&shared.app, *job, payload, &shared.settings).await
+            run_recording_start(&shared, *job, payload).await
         }
     };
     if !finished.writes.is_empty() && !apply_writes(&shared, finished.writes).await {

@@ -6,23 +6,28 @@
 //!
 //! Items are generated in fixed-size chunks, each from its own RNG seeded by the seed and
 //! the chunk number, so the same options always give the same rows. A generator thread
-//! feeds the writer, so generating and inserting overlap.
+//! fills reusable batch buffers (the JSON blob written straight into them) that the
+//! writer inserts as borrowed rows, so generating and inserting overlap on two cores and
+//! neither allocates per row.
 
+use std::io::Write as _;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::mpsc;
 
 use chrono::NaiveDate;
 use posts_model::{
-    ContentItem, ContentType, Engagements, FacebookEngagements, Platform, RedditEngagements,
-    Timestamp, TwitterEngagements,
+    ContentType, Engagements, FacebookEngagements, Platform, RedditEngagements, Timestamp,
+    TwitterEngagements,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use serde::Serialize;
 
 use super::identity::sha256_hex;
 use super::names::{DOMAINS, EMOJI, HASHTAGS, ORGANISATIONS, PEOPLE, PLACES, WORDS};
 use super::{EtlError, ProgressEvent, SeedSummary};
-use crate::write::{Commit, PostRow, PostsWriter, WriteMode};
+use crate::write::{Commit, PostRow, PostRowRef, PostsWriter, WriteMode};
 
 /// Items per generation chunk; part of the output's definition (changing it changes the
 /// rows a seed gives).
@@ -135,11 +140,16 @@ pub(crate) fn load(
     progress: &mut dyn FnMut(&ProgressEvent),
 ) -> Result<SeedSummary, EtlError> {
     options.validate()?;
-    // Committing per batch keeps the write-ahead log small: one huge transaction makes
-    // SQLite look pages up in a gigabyte-sized log and write everything twice. A failed
-    // synthetic load is simply rerun with --drop-table.
-    let mut writer =
-        PostsWriter::open(path, mode, Commit::EveryBatch)?.with_batch_rows(CHUNK as usize * 4);
+    // A failed synthetic load is simply rerun with --drop-table, so a table being
+    // replaced (or a new file) is loaded without a journal: much faster on big loads.
+    // Adding the table to an existing file, or upserting, keeps WAL safety.
+    let is_new_file = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+    let commit = if mode == WriteMode::DropTable || (mode == WriteMode::Create && is_new_file) {
+        Commit::Unjournaled
+    } else {
+        Commit::EveryBatch
+    };
+    let mut writer = PostsWriter::open(path, mode, commit)?;
     let generator = Generator::new(options, salt);
     let mut summary = SeedSummary::new(path);
     summary.users = generator.users.len() as u64;
@@ -148,24 +158,31 @@ pub(crate) fn load(
     });
     let chunks = options.count.div_ceil(CHUNK);
     std::thread::scope(|scope| -> Result<(), EtlError> {
-        // A small bound keeps memory flat while letting generation run ahead of SQLite.
-        let (sender, receiver) = mpsc::sync_channel::<Vec<PostRow>>(4);
+        // Generation and insertion each keep a core busy. A small bound keeps memory
+        // flat while letting generation run ahead of SQLite; written batches go back to
+        // the generator so their buffers are reused.
+        let (full, filled) = mpsc::sync_channel::<Batch>(4);
+        let (recycle, empties) = mpsc::channel::<Batch>();
         let generator = &generator;
         scope.spawn(move || {
             for chunk in 0..chunks {
-                if sender.send(generator.chunk(chunk)).is_err() {
+                let mut batch = empties.try_recv().unwrap_or_default();
+                generator.fill(chunk, &mut batch);
+                if full.send(batch).is_err() {
                     break;
                 }
             }
         });
-        for rows in receiver {
-            for row in rows {
+        for batch in filled {
+            for row in &batch.rows {
                 summary.counts(row.platform).loaded += 1;
-                writer.push(row)?;
             }
+            writer.write_rows(generator.rows(&batch))?;
             progress(&ProgressEvent::Rows {
                 done: writer.rows(),
             });
+            // The generator may have finished; then the buffer is simply dropped.
+            let _ = recycle.send(batch);
         }
         Ok(())
     })?;
@@ -180,15 +197,46 @@ pub struct Generator {
     authors: Vec<String>,
     users: Vec<String>,
     sentences: Vec<String>,
+    /// `syn{seed}-`, the start of every id.
+    id_prefix: String,
 }
 
-/// A post comments can attach to.
-struct Thread {
-    id: String,
-    created_at: i64,
-    /// Recent comment ids, for nested replies.
-    comments: Vec<String>,
+/// One chunk of generated rows: all their text in one buffer, reused from chunk to
+/// chunk, so generating a row allocates next to nothing.
+#[derive(Debug, Default)]
+pub struct Batch {
+    text: String,
+    rows: Vec<RowSpans>,
 }
+
+/// Where one row's values are: spans of [`Batch::text`] and indexes into the
+/// generator's author and user pools.
+#[derive(Debug, Clone)]
+struct RowSpans {
+    id: Range<usize>,
+    session_timestamp: Range<usize>,
+    created_at: Range<usize>,
+    post_blob: Range<usize>,
+    user: usize,
+    author: usize,
+    platform: Platform,
+    content_type: ContentType,
+}
+
+/// A post comments can attach to; items are named by their number (see
+/// [`Generator::push_id`]).
+struct Thread {
+    item: u64,
+    created_at: i64,
+    /// Recent comments, for nested replies.
+    comments: [u64; MAX_REPLY_TARGETS],
+    comment_count: usize,
+}
+
+/// Recent comments of a thread that new comments may reply to.
+const MAX_REPLY_TARGETS: usize = 8;
+/// Threads per platform that new comments may join.
+const OPEN_THREADS: usize = 48;
 
 impl Generator {
     /// Prepares author and user pools (salted like real session users).
@@ -211,12 +259,47 @@ impl Generator {
             authors,
             users,
             sentences,
+            id_prefix: format!("syn{}-", options.seed),
         }
     }
 
     /// The rows of chunk `index` (items `index * 8192 ..`), always the same for the
     /// same options.
     pub fn chunk(&self, index: u64) -> Vec<PostRow> {
+        let mut batch = Batch::default();
+        self.fill(index, &mut batch);
+        self.rows(&batch)
+            .map(|row| PostRow {
+                id: row.id.to_owned(),
+                session_timestamp: row.session_timestamp.to_owned(),
+                session_user_id: row.session_user_id.to_owned(),
+                platform: row.platform,
+                content_type: row.content_type,
+                author_name_hash: row.author_name_hash.to_owned(),
+                created_at: row.created_at.to_owned(),
+                post_blob: row.post_blob.to_owned(),
+            })
+            .collect()
+    }
+
+    /// The rows of a batch [`fill`](Self::fill)ed by this generator.
+    pub fn rows<'a>(&'a self, batch: &'a Batch) -> impl Iterator<Item = PostRowRef<'a>> {
+        // Spans come from `fill`, which only cuts at the ASCII bytes that end values.
+        let text = |span: &Range<usize>| batch.text.get(span.clone()).unwrap_or_default();
+        batch.rows.iter().map(move |row| PostRowRef {
+            id: text(&row.id),
+            session_timestamp: text(&row.session_timestamp),
+            session_user_id: &self.users[row.user],
+            platform: row.platform,
+            content_type: row.content_type,
+            author_name_hash: &self.authors[row.author],
+            created_at: text(&row.created_at),
+            post_blob: text(&row.post_blob),
+        })
+    }
+
+    /// Replaces the contents of `batch` with the rows of chunk `index`.
+    pub fn fill(&self, index: u64, batch: &mut Batch) {
         let o = &self.options;
         let first = index * CHUNK;
         let last = (first + CHUNK).min(o.count);
@@ -224,7 +307,13 @@ impl Generator {
         let span = (o.to.unix_seconds() - o.from.unix_seconds()).max(1);
         let base = o.from.unix_seconds();
         let mut threads: [Vec<Thread>; 3] = Default::default();
-        let mut rows = Vec::with_capacity((last.saturating_sub(first)) as usize);
+        // Written as bytes because serde_json writes to `io::Write`; every piece is
+        // UTF-8, and the buffer goes back into a String below.
+        let mut out = std::mem::take(&mut batch.text).into_bytes();
+        out.clear();
+        batch.rows.clear();
+        let mut text = String::new();
+        let mut urls = Vec::new();
         for n in first..last {
             let platform = pick_platform(rng.random());
             let open = &mut threads[platform as usize];
@@ -235,91 +324,151 @@ impl Generator {
             };
             let at_index =
                 base + (span as f64 * (n as f64 + rng.random::<f64>()) / o.count as f64) as i64;
-            let id = format!("syn{}-{n:010}", o.seed);
             let is_comment = !open.is_empty() && rng.random_bool(comment_share);
-            let (content_type, created, post_id, parent_id) = if is_comment {
+            // (content type, created, post the item belongs to, item it replies to)
+            let (content_type, created, post, parent) = if is_comment {
                 let pick_thread = rng.random_range(0..open.len());
                 let thread = &mut open[pick_thread];
                 let delay = rng.random_range(60..172_800);
                 let created = (thread.created_at + delay).clamp(base, base + span - 1);
-                let parent = if !thread.comments.is_empty() && rng.random_bool(0.3) {
-                    thread.comments[rng.random_range(0..thread.comments.len())].clone()
+                let parent = if thread.comment_count > 0 && rng.random_bool(0.3) {
+                    thread.comments[rng.random_range(0..thread.comment_count)]
                 } else {
-                    thread.id.clone()
+                    thread.item
                 };
-                if thread.comments.len() < 8 {
-                    thread.comments.push(id.clone());
+                if thread.comment_count < MAX_REPLY_TARGETS {
+                    thread.comments[thread.comment_count] = n;
+                    thread.comment_count += 1;
                 } else {
-                    let slot = rng.random_range(0..8);
-                    thread.comments[slot] = id.clone();
+                    let slot = rng.random_range(0..MAX_REPLY_TARGETS);
+                    thread.comments[slot] = n;
                 }
-                (
-                    ContentType::Comment,
-                    created,
-                    Some(thread.id.clone()),
-                    Some(parent),
-                )
+                (ContentType::Comment, created, thread.item, Some(parent))
             } else {
                 let created = at_index.clamp(base, base + span - 1);
                 let thread = Thread {
-                    id: id.clone(),
+                    item: n,
                     created_at: created,
-                    comments: Vec::new(),
+                    comments: [0; MAX_REPLY_TARGETS],
+                    comment_count: 0,
                 };
-                if open.len() < 48 {
+                if open.len() < OPEN_THREADS {
                     open.push(thread);
                 } else {
                     let slot = rng.random_range(0..open.len());
                     open[slot] = thread;
                 }
-                (ContentType::Post, created, Some(id.clone()), None)
+                (ContentType::Post, created, n, None)
             };
             let is_post = content_type == ContentType::Post;
-            let mut urls = Vec::new();
-            let text = compose_text(&mut rng, &self.sentences, platform, is_post, &mut urls);
-            let created_at = Timestamp::from_unix_seconds(created).unwrap_or(o.from);
-            let author = &self.authors[skewed(&mut rng, self.authors.len())];
-            let mut item = ContentItem::new(
-                id,
-                content_type,
-                text,
-                author.as_str(),
-                created_at,
-                engagements(&mut rng, platform, is_post),
+            text.clear();
+            urls.clear();
+            compose_text(
+                &mut rng,
+                &self.sentences,
+                platform,
+                is_post,
+                &mut text,
+                &mut urls,
             );
-            item.parent_id = parent_id;
-            match platform {
-                Platform::Twitter => {
-                    item.language =
-                        Some(if rng.random_bool(0.95) { "en" } else { "und" }.to_owned());
-                }
-                Platform::Reddit => {
-                    item.post_id = post_id;
-                    if is_post {
-                        item.title = Some(self.sentences[rng.random_range(0..SENTENCES)].clone());
-                    }
-                }
-                Platform::Facebook => item.post_id = post_id,
-            }
-            item.embedded_urls = Some(urls);
-            let user = &self.users[rng.random_range(0..self.users.len())];
+            let created_at = Timestamp::from_unix_seconds(created).unwrap_or(o.from);
+            let author = skewed(&mut rng, self.authors.len());
+            let engagements = engagements(&mut rng, platform, is_post);
+            let (language, title) = match platform {
+                Platform::Twitter => (Some(if rng.random_bool(0.95) { "en" } else { "und" }), None),
+                Platform::Reddit if is_post => (
+                    None,
+                    Some(self.sentences[rng.random_range(0..SENTENCES)].as_str()),
+                ),
+                _ => (None, None),
+            };
+            // Tweets carry no post id.
+            let post = (platform != Platform::Twitter).then_some(post);
+            let user = rng.random_range(0..self.users.len());
             let seen = created_at
                 .plus_seconds(rng.random_range(60..21_600))
                 .unwrap_or(created_at);
-            let post_blob = item.to_json();
-            rows.push(PostRow {
-                session_timestamp: seen.to_db_string(),
-                session_user_id: user.clone(),
+
+            let id = self.push_id(&mut out, n);
+            let session_timestamp = push_span(&mut out, seen.to_db_string().as_bytes());
+            let created_at_db = push_span(&mut out, created_at.to_db_string().as_bytes());
+            // The blob is written key by key in the order (and with the nulls)
+            // `ContentItem::to_json` gives, without building the item; the tests check
+            // the two agree.
+            let blob_start = out.len();
+            out.extend_from_slice(b"{\"id\":\"");
+            out.extend_from_within(id.clone());
+            out.extend_from_slice(b"\",\"original_rank\":null,\"post_id\":");
+            self.push_optional_id(&mut out, post);
+            out.extend_from_slice(b",\"parent_id\":");
+            self.push_optional_id(&mut out, parent);
+            out.extend_from_slice(b",\"title\":");
+            push_json(&mut out, &title);
+            out.extend_from_slice(b",\"text\":");
+            push_json(&mut out, &text);
+            out.extend_from_slice(b",\"author_name_hash\":");
+            push_json(&mut out, &self.authors[author]);
+            out.extend_from_slice(b",\"type\":");
+            push_json(&mut out, &content_type);
+            out.extend_from_slice(b",\"embedded_urls\":");
+            push_json(&mut out, &urls);
+            out.extend_from_slice(b",\"created_at\":");
+            push_json(&mut out, &created_at);
+            out.extend_from_slice(b",\"engagements\":");
+            push_json(&mut out, &engagements);
+            out.extend_from_slice(b",\"language\":");
+            push_json(&mut out, &language);
+            out.push(b'}');
+            batch.rows.push(RowSpans {
+                id,
+                session_timestamp,
+                created_at: created_at_db,
+                post_blob: blob_start..out.len(),
+                user,
+                author,
                 platform,
                 content_type,
-                author_name_hash: item.author_name_hash,
-                created_at: created_at.to_db_string(),
-                post_blob,
-                id: item.id,
             });
         }
-        rows
+        // Every byte written came from a `&str` or from serde_json, so this never
+        // falls back to the lossy copy.
+        batch.text = String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     }
+
+    /// Appends the id of item `n` (`syn{seed}-{n:010}`) and returns its span.
+    fn push_id(&self, out: &mut Vec<u8>, n: u64) -> Range<usize> {
+        let start = out.len();
+        out.extend_from_slice(self.id_prefix.as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{n:010}");
+        start..out.len()
+    }
+
+    /// Appends the id of item `n` as a JSON string, or `null`.
+    fn push_optional_id(&self, out: &mut Vec<u8>, n: Option<u64>) {
+        match n {
+            Some(n) => {
+                out.push(b'"');
+                self.push_id(out, n);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+}
+
+/// Appends `bytes` and returns their span.
+fn push_span(out: &mut Vec<u8>, bytes: &[u8]) -> Range<usize> {
+    let start = out.len();
+    out.extend_from_slice(bytes);
+    start..out.len()
+}
+
+/// Appends `value` as compact JSON, as `ContentItem::to_json` writes it.
+fn push_json(out: &mut Vec<u8>, value: &impl Serialize) {
+    // Strings, counts and timestamps always serialize, and a Vec takes every write.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// Platform mix of the research teams' data: facebook 11 : reddit 7.4 : twitter 1.25.
@@ -473,27 +622,30 @@ fn append_sentence(rng: &mut SmallRng, out: &mut String, target: usize) {
     });
 }
 
+/// Writes an item's text into the empty `text`, and the URLs it links to into `urls`.
 fn compose_text(
     rng: &mut SmallRng,
     sentences: &[String],
     platform: Platform,
     is_post: bool,
+    text: &mut String,
     urls: &mut Vec<String>,
-) -> String {
+) {
     if platform == Platform::Reddit {
         let u: f64 = rng.random();
         if u < 0.03 {
-            return "[removed]".to_owned();
+            text.push_str("[removed]");
+            return;
         } else if u < 0.05 {
-            return "[deleted]".to_owned();
+            text.push_str("[deleted]");
+            return;
         } else if is_post && u < 0.40 {
             // Link posts: the title says it all, the body is empty.
             urls.push(link(rng));
-            return String::new();
+            return;
         }
     }
     let target = text_length(rng, platform);
-    let mut text = String::with_capacity(target + 64);
     if platform == Platform::Twitter && !is_post {
         text.push('@');
         text.extend(pick(rng, PEOPLE).chars().filter(|c| c.is_alphanumeric()));
@@ -519,7 +671,6 @@ fn compose_text(
         text.push_str(&url);
         urls.push(url);
     }
-    text
 }
 
 fn link(rng: &mut SmallRng) -> String {
@@ -533,6 +684,8 @@ fn link(rng: &mut SmallRng) -> String {
 
 #[cfg(test)]
 mod tests {
+    use posts_model::ContentItem;
+
     use super::*;
 
     #[test]
@@ -558,6 +711,14 @@ mod tests {
                 Some(row.platform),
                 "{row:?}"
             );
+            // The hand-assembled blob is exactly what the model itself encodes.
+            let item = item.unwrap_or_else(|e| panic!("{e}: {row:?}"));
+            assert_eq!(item.to_json(), row.post_blob);
+            assert_eq!(
+                (item.id.as_str(), item.author_name_hash.as_str()),
+                (row.id.as_str(), row.author_name_hash.as_str())
+            );
+            assert_eq!(item.created_at.to_db_string(), row.created_at);
             assert!(
                 row.created_at.as_str() >= "2017-01-01" && row.created_at.as_str() < "2018",
                 "{row:?}"
