@@ -5,12 +5,13 @@
 //! It needs nothing but cargo: the sample DB is created when missing, and when no Redis
 //! answers the in-memory broker takes its place (and says so).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobq::{App, Broker, Client, MemoryBroker, Worker, WorkerConfig};
-use posts_store::etl::{SeedOptions, seed};
+use posts_store::etl::{DEFAULT_RAW_DIR, SeedOptions, seed};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +37,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
             "The posts DB {} is missing: seeding it from the sample data.",
             global.db.display()
         );
-        let summary = seed(&SeedOptions::sample(&global.db), &mut |_| {})?;
+        let summary = seed(&SeedOptions::raw(&global.db, sample_raw_dir()), &mut |_| {})?;
         println!("{summary}\n");
     }
     let env = open_posts_env(global)?;
@@ -54,6 +55,18 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     worker_task.await??;
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sample_data/raw` under the working directory, else the one in the source tree this
+/// binary was built from, so the demo also works when started from elsewhere.
+fn sample_raw_dir() -> PathBuf {
+    let relative = Path::new(DEFAULT_RAW_DIR);
+    if relative.is_dir() {
+        return relative.to_owned();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(DEFAULT_RAW_DIR)
 }
 
 /// Redis when one answers (unless `--broker memory`), else the in-memory broker.

@@ -48,7 +48,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
             );
             Ok(ExitCode::FAILURE)
         }
-        Err(Error::Timeout { .. }) => {
+        Err(Error::Timeout) => {
             eprintln!("timed out after {:?} waiting for job {}", wait, result.id());
             Ok(ExitCode::from(EXIT_TIMEOUT))
         }
