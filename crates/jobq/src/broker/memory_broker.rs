@@ -313,13 +313,13 @@ impl Broker for MemoryBroker {
                             job_id,
                             record,
                             ttl,
+                            clears_state: _,
                         } => {
                             state.remove_in_flight(worker, payload);
                             state.states.remove(job_id);
-                            state.results.insert(
-                                job_id.clone(),
-                                Expiring::new(record.clone(), Some(*ttl)),
-                            );
+                            state
+                                .results
+                                .insert(job_id.clone(), Expiring::new(record.clone(), Some(*ttl)));
                             state.processed += 1;
                             stored = true;
                         }
@@ -329,6 +329,7 @@ impl Broker for MemoryBroker {
                             record,
                             ttl,
                             dead_letter,
+                            clears_state: _,
                         } => {
                             state.remove_in_flight(worker, payload);
                             if let (Some(id), Some(record)) = (job_id, record) {

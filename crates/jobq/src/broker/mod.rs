@@ -53,6 +53,10 @@ pub enum Ack {
         record: String,
         /// How long the result is kept.
         ttl: Duration,
+        /// Whether a transient state (`STARTED`, `RETRY`) may be stored for the job, to be
+        /// deleted with the ack. `false` for a first attempt that finished before it was
+        /// marked STARTED, which saves Redis a key deletion per job.
+        clears_state: bool,
     },
     /// The job failed for good.
     Failure {
@@ -66,6 +70,8 @@ pub enum Ack {
         ttl: Duration,
         /// A serialized [`DeadLetter`](crate::DeadLetter) to push onto the dead-letter list.
         dead_letter: Option<String>,
+        /// As for [`Ack::Success`].
+        clears_state: bool,
     },
     /// The run failed and will be retried: `retry_payload` waits in the delayed set.
     Retry {
@@ -87,6 +93,16 @@ pub enum Ack {
         /// Its queue.
         queue: String,
     },
+}
+
+impl Ack {
+    /// Notes that a transient state may have been stored for the job since the ack was
+    /// built (it was marked STARTED while running), so the ack must delete it.
+    pub(crate) fn set_clears_state(&mut self) {
+        if let Self::Success { clears_state, .. } | Self::Failure { clears_state, .. } = self {
+            *clears_state = true;
+        }
+    }
 }
 
 /// What a result lookup found.

@@ -342,6 +342,7 @@ impl RedisBroker {
             .key(self.key(&format!("processing:{worker}")))
             .arg(&self.inner.prefix)
             .arg(INLINE_RECORD_LIMIT);
+        let flag = |set: bool| if set { "1" } else { "" };
         for ack in acks {
             match ack {
                 Ack::Success {
@@ -349,6 +350,7 @@ impl RedisBroker {
                     job_id,
                     record,
                     ttl,
+                    clears_state,
                 } => {
                     invocation
                         .arg("S")
@@ -356,7 +358,8 @@ impl RedisBroker {
                         .arg(job_id)
                         .arg(record)
                         .arg(ttl_ms(*ttl))
-                        .arg("");
+                        .arg("")
+                        .arg(flag(*clears_state));
                 }
                 Ack::Failure {
                     payload,
@@ -364,6 +367,7 @@ impl RedisBroker {
                     record,
                     ttl,
                     dead_letter,
+                    clears_state,
                 } => {
                     let (id, record) = match (job_id, record) {
                         (Some(id), Some(record)) => (id.as_str(), record.as_str()),
@@ -375,7 +379,8 @@ impl RedisBroker {
                         .arg(id)
                         .arg(record)
                         .arg(ttl_ms(*ttl))
-                        .arg(dead_letter.as_deref().unwrap_or(""));
+                        .arg(dead_letter.as_deref().unwrap_or(""))
+                        .arg(flag(*clears_state));
                 }
                 Ack::Retry {
                     payload,
@@ -390,13 +395,15 @@ impl RedisBroker {
                         .arg(job_id)
                         .arg(retry_payload)
                         .arg(*due_ms)
-                        .arg(ttl_ms(*ttl));
+                        .arg(ttl_ms(*ttl))
+                        .arg("");
                 }
                 Ack::Requeue { payload, queue } => {
                     invocation
                         .arg("Q")
                         .arg(payload)
                         .arg(queue)
+                        .arg("")
                         .arg("")
                         .arg("")
                         .arg("");
@@ -427,8 +434,7 @@ impl RedisBroker {
                 .arg("RIGHT")
                 .arg("RIGHT")
                 .arg(timeout.as_secs_f64());
-            let woken: Option<String> =
-                self.blocking("waiting for a result", cmd, timeout).await?;
+            let woken: Option<String> = self.blocking("waiting for a result", cmd, timeout).await?;
             match woken {
                 // The record itself (see INLINE_RECORD_LIMIT): no second round trip.
                 Some(record) if record != NOTIFY_MARKER => return Ok(Some(record)),

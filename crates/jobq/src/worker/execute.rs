@@ -72,6 +72,8 @@ pub(crate) fn malformed(
             record,
             ttl: settings.result_ttl,
             dead_letter: Some(letter),
+            // Rare; a message that names a job id is treated as if it could have a state.
+            clears_state: true,
         },
         writes: Vec::new(),
     }
@@ -165,6 +167,8 @@ async fn run_in_span(
                     job_id: job.id,
                     record,
                     ttl,
+                    // A retry left a RETRY state behind.
+                    clears_state: job.attempt > 0,
                 },
                 writes: ctx.take_writes(),
             }
@@ -240,6 +244,7 @@ fn fail_for_good(
             record: Some(record),
             ttl,
             dead_letter: letter,
+            clears_state: job.attempt > 0,
         },
         writes: Vec::new(),
     }

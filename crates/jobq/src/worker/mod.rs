@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -424,7 +424,14 @@ async fn fetch_loop(
         shared
             .fetched
             .add_permits(capacity.saturating_sub(payloads.len()));
+        let dispatched = !payloads.is_empty();
         dispatch(&shared, &queue, payloads);
+        if dispatched {
+            // Let the jobs just spawned run (and queue their acks) before the next fetch
+            // goes out on the shared connection: a lone job's ack then reaches Redis first,
+            // which is what its waiting client's latency depends on.
+            tokio::task::yield_now().await;
+        }
     }
 }
 
@@ -436,7 +443,10 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, payloads: Vec<String>) {
             .lock()
             .insert(key, (payload.clone(), queue.to_owned()));
         let incoming = execute::decode(&payload);
-        tokio::spawn(run_job(Arc::clone(shared), key, payload, incoming));
+        // A free handler slot is taken here, in fetch order: the spawned tasks may start
+        // in any order, and a job fetched later must not overtake an earlier one.
+        let slot = Arc::clone(&shared.running).try_acquire_owned().ok();
+        tokio::spawn(run_job(Arc::clone(shared), key, payload, incoming, slot));
     }
 }
 
@@ -452,6 +462,7 @@ async fn run_recording_start(shared: &Shared, job: JobMessage, payload: String) 
         Ok(finished) => finished,
         Err(_) => {
             // Not awaited: the STARTED state is informational and must not delay the job.
+            // It may reach Redis after the ack; the script then sees the result and skips it.
             let broker = Arc::clone(&shared.broker);
             let ttl = shared.result_ttl;
             tokio::spawn(async move {
@@ -459,21 +470,33 @@ async fn run_recording_start(shared: &Shared, job: JobMessage, payload: String) 
                     debug!(error = %e, "could not record a started job");
                 }
             });
-            run.await
+            let mut finished = run.await;
+            finished.ack.set_clears_state();
+            finished
         }
     }
 }
 
-async fn run_job(shared: Arc<Shared>, key: u64, payload: String, incoming: Incoming) {
+async fn run_job(
+    shared: Arc<Shared>,
+    key: u64,
+    payload: String,
+    incoming: Incoming,
+    slot: Option<OwnedSemaphorePermit>,
+) {
     let finished = match incoming {
         Incoming::Malformed { id, reason } => {
+            drop(slot);
             execute::malformed(payload, id, reason, &shared.settings)
         }
         Incoming::Job(job) => {
-            let slot = tokio::select! {
-                biased;
-                _ = shared.draining.cancelled() => None,
-                slot = Arc::clone(&shared.running).acquire_owned() => slot.ok(),
+            let slot = match slot {
+                Some(slot) => Some(slot),
+                None => tokio::select! {
+                    biased;
+                    _ = shared.draining.cancelled() => None,
+                    slot = Arc::clone(&shared.running).acquire_owned() => slot.ok(),
+                },
             };
             let Some(_slot) = slot else {
                 // Not started before shutdown: it stays outstanding and is put back.
