@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use posts_store::etl::{
-    self, DEFAULT_DB_PATH, DEFAULT_RAW_DIR, DEFAULT_SALT, ProgressEvent, SeedOptions, SeedSummary,
-    Source, SyntheticOptions, UserPoolOptions, synthetic, users,
+    self, DEFAULT_DB_PATH, DEFAULT_RAW_DIR, DEFAULT_SALT, ProgressEvent, SeedOptions, Source,
+    SyntheticOptions, UserPoolOptions, synthetic, users,
 };
 use posts_store::write::WriteMode;
 
@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let summary = etl::seed(&options, &mut |event| draw(&bar, event));
     bar.finish_and_clear();
     let summary = summary.with_context(|| format!("seeding {}", args.db.display()))?;
-    print_summary(&summary);
+    println!("{summary}");
     Ok(())
 }
 
@@ -145,39 +145,5 @@ fn draw(bar: &ProgressBar, event: &ProgressEvent) {
         ProgressEvent::Reading { path } => bar.set_message(format!("reading {}", path.display())),
         ProgressEvent::Rows { done } => bar.set_position(*done),
         ProgressEvent::Finishing => bar.set_message("building indexes and committing"),
-    }
-}
-
-fn print_summary(summary: &SeedSummary) {
-    print!(
-        "Seeded {}: {} rows in {:.2} s ({:.0} rows/s), {} session user(s)",
-        summary.db_path.display(),
-        summary.rows_written,
-        summary.elapsed.as_secs_f64(),
-        summary.rows_per_second(),
-        summary.users,
-    );
-    // Synthetic rows each carry their own session time, so they have no session count.
-    if summary.sessions > 0 {
-        print!(", {} session(s)", summary.sessions);
-    }
-    println!();
-    for (platform, counts) in &summary.platforms {
-        print!(
-            "  {:<9} loaded {:>9}   rejected {:>6}",
-            platform.as_str(),
-            counts.loaded,
-            counts.rejected
-        );
-        if counts.unused > 0 {
-            print!("   unused (no user on this platform) {}", counts.unused);
-        }
-        println!();
-    }
-    if !summary.rejected_records.is_empty() {
-        println!("Rejected records ({}):", summary.rejected());
-        for rejection in &summary.rejected_records {
-            println!("  {rejection}");
-        }
     }
 }

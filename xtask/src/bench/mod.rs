@@ -3,6 +3,7 @@
 mod queue;
 mod tasks;
 
+use anyhow::{Context as _, bail};
 use clap::Subcommand;
 
 #[derive(clap::Args)]
@@ -20,8 +21,53 @@ enum Suite {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        return rerun_in_release();
+    }
     match args.suite {
         Suite::Queue(args) => queue::run(args),
         Suite::Tasks(args) => tasks::run(args),
+    }
+}
+
+/// Re-runs this command from an optimized build of xtask: the figures are only worth
+/// reporting for release code.
+fn rerun_in_release() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let passed: Vec<String> = std::env::args().skip(1).collect();
+    eprintln!("bench: building and running xtask in release mode");
+    let status = std::process::Command::new(&cargo)
+        .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
+        .args(&passed)
+        .status()
+        .with_context(|| format!("running `{cargo} run --release -p xtask`"))?;
+    if !status.success() {
+        bail!("the release build of the benchmark failed ({status})");
+    }
+    Ok(())
+}
+
+/// Median and spread of several runs' figures.
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(values: &[f64]) -> Spread {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = match n {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        Spread {
+            median,
+            min: sorted.first().copied().unwrap_or(f64::NAN),
+            max: sorted.last().copied().unwrap_or(f64::NAN),
+        }
     }
 }

@@ -11,9 +11,10 @@
 //! itself as `cargo run --release -p xtask -- bench queue ...`: `cargo xtask bench queue`
 //! always measures release code.
 
+use super::Spread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use jobq::{App, Client, RedisBroker, TaskContext, TaskError, Worker, WorkerConfig};
 use redis_harness::{OwnedRedis, unique_namespace};
@@ -45,9 +46,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.jobs >= 1, "--jobs must be at least 1");
     ensure!(args.batch >= 1, "--batch must be at least 1");
     ensure!(args.round_trips >= 1, "--round-trips must be at least 1");
-    if cfg!(debug_assertions) {
-        return rerun_in_release();
-    }
 
     let redis = OwnedRedis::start().context("starting a throwaway redis-server")?;
     eprintln!(
@@ -123,22 +121,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ),
         &idle,
     );
-    Ok(())
-}
-
-/// Re-runs this command from an optimized build of xtask.
-fn rerun_in_release() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let passed: Vec<String> = std::env::args().skip(1).collect();
-    eprintln!("bench queue: building and running xtask in release mode");
-    let status = std::process::Command::new(&cargo)
-        .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
-        .args(&passed)
-        .status()
-        .with_context(|| format!("running `{cargo} run --release -p xtask`"))?;
-    if !status.success() {
-        bail!("the release build of the benchmark failed ({status})");
-    }
     Ok(())
 }
 
@@ -302,40 +284,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len().is_multiple_of(2) {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
-}
-
-fn spread(values: &[f64]) -> (f64, f64) {
-    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (min, max)
-}
-
 fn report_rate(label: &str, rates: &[f64]) {
-    let mut values = rates.to_vec();
-    let (min, max) = spread(&values);
+    let rates = Spread::of(rates);
     println!(
-        "{label}: median {:.0} jobs/s (min {min:.0}, max {max:.0})",
-        median(&mut values)
+        "{label}: median {:.0} jobs/s (min {:.0}, max {:.0})",
+        rates.median, rates.min, rates.max
     );
 }
 
 fn report_latency(label: &str, runs: &[Vec<Duration>]) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let mut p50: Vec<f64> = runs.iter().map(|r| ms(percentile(r, 0.50))).collect();
-    let mut p99: Vec<f64> = runs.iter().map(|r| ms(percentile(r, 0.99))).collect();
-    let (p50_min, p50_max) = spread(&p50);
-    let (p99_min, p99_max) = spread(&p99);
+    let p50: Vec<f64> = runs.iter().map(|r| ms(percentile(r, 0.50))).collect();
+    let p99: Vec<f64> = runs.iter().map(|r| ms(percentile(r, 0.99))).collect();
+    let (p50, p99) = (Spread::of(&p50), Spread::of(&p99));
     println!(
-        "{label}: p50 median {:.3} ms (min {p50_min:.3}, max {p50_max:.3}); p99 median {:.3} ms (min {p99_min:.3}, max {p99_max:.3})",
-        median(&mut p50),
-        median(&mut p99)
+        "{label}: p50 median {:.3} ms (min {:.3}, max {:.3}); p99 median {:.3} ms (min {:.3}, max {:.3})",
+        p50.median, p50.min, p50.max, p99.median, p99.min, p99.max
     );
 }

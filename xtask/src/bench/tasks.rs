@@ -13,6 +13,7 @@
 //! is built once (via `posts_store::etl::synthetic`) when missing. A debug build re-runs
 //! itself in release mode, so numbers always come from optimized code.
 
+use super::Spread;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -59,9 +60,6 @@ struct Sample {
 pub fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.runs >= 1, "--runs must be at least 1");
     ensure!(args.entity_runs >= 1, "--entity-runs must be at least 1");
-    if cfg!(debug_assertions) {
-        return rerun_in_release();
-    }
     if let Some(mode) = &args.child {
         return child(mode, &args);
     }
@@ -115,8 +113,8 @@ fn report(
 ) {
     let secs = |s: &[Sample]| s.iter().map(|s| s.seconds).collect::<Vec<_>>();
     let rss_max = |s: &[Sample]| s.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0);
-    let base = median(&secs(baseline));
-    let sub = median(&secs(substring));
+    let base = Spread::of(&secs(baseline)).median;
+    let sub = Spread::of(&secs(substring)).median;
     let ratio = sub / base;
     let sub_rss_mb = rss_max(substring) as f64 / 1024.0;
     println!(
@@ -135,12 +133,13 @@ fn report(
         substring.first().map_or(0, |s| s.rows)
     );
     let rates: Vec<f64> = entities.iter().map(|s| s.rows as f64 / s.seconds).collect();
+    let rates = Spread::of(&rates);
     println!(
         "count_top_named_entities(10, whole range): {}; {} posts/s median (min {:.0}, max {:.0}); peak RSS {:.1} MB",
         describe(&secs(entities)),
-        median(&rates).round(),
-        min(&rates),
-        max(&rates),
+        rates.median.round(),
+        rates.min,
+        rates.max,
         rss_max(entities) as f64 / 1024.0
     );
     let per_core = extractor.rows as f64 / extractor.seconds;
@@ -156,46 +155,14 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 fn describe(seconds: &[f64]) -> String {
+    let spread = Spread::of(seconds);
     format!(
         "median {:.3} s (min {:.3}, max {:.3}, {} runs)",
-        median(seconds),
-        min(seconds),
-        max(seconds),
+        spread.median,
+        spread.min,
+        spread.max,
         seconds.len()
     )
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-fn min(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn max(values: &[f64]) -> f64 {
-    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-}
-
-fn rerun_in_release() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let passed: Vec<String> = std::env::args().skip(1).collect();
-    eprintln!("bench tasks: building and running xtask in release mode");
-    let status = Command::new(&cargo)
-        .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
-        .args(&passed)
-        .status()
-        .with_context(|| format!("running `{cargo} run --release -p xtask`"))?;
-    if !status.success() {
-        bail!("the release build of the benchmark failed ({status})");
-    }
-    Ok(())
 }
 
 /// Builds the synthetic database when it does not exist yet.
