@@ -5,7 +5,8 @@ COPY . .
 RUN cargo build --release -p posts-worker --locked
 
 FROM debian:bookworm-slim
-RUN useradd --system --create-home --home-dir /app posts
+RUN useradd --system --create-home --home-dir /app posts \
+    && mkdir /data && chown posts /data
 WORKDIR /app
 COPY --from=build /src/target/release/posts-worker /usr/local/bin/posts-worker
 COPY sample_data/raw /app/sample_data/raw
