@@ -73,7 +73,7 @@ fn sample_raw_dir() -> PathBuf {
 async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> {
     if global.broker == Some(BrokerKind::Memory) {
         println!("Broker: in-memory (--broker memory).\n");
-        return Ok(Arc::new(MemoryBroker::new(&global.namespace)));
+        return Ok(Arc::new(MemoryBroker::try_new(&global.namespace)?));
     }
     match connect_redis(global).await {
         Ok(redis) => {
@@ -86,7 +86,7 @@ async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> 
         Err(err) if global.broker == Some(BrokerKind::Redis) => Err(err),
         Err(err) => {
             println!("Broker: in-memory (no Redis: {err:#}).\n");
-            Ok(Arc::new(MemoryBroker::new(&global.namespace)))
+            Ok(Arc::new(MemoryBroker::try_new(&global.namespace)?))
         }
     }
 }

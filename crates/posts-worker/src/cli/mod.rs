@@ -157,11 +157,11 @@ struct WorkerBroker {
 }
 
 impl WorkerBroker {
-    fn memory(namespace: &str) -> Self {
-        WorkerBroker {
-            broker: Arc::new(MemoryBroker::new(namespace)),
+    fn memory(namespace: &str) -> anyhow::Result<Self> {
+        Ok(WorkerBroker {
+            broker: Arc::new(MemoryBroker::try_new(namespace)?),
             schedules: MemoryScheduleStore::new().schedule_store(),
-        }
+        })
     }
 
     fn redis(broker: Arc<RedisBroker>) -> Self {
@@ -175,7 +175,7 @@ impl WorkerBroker {
 /// The broker a worker process uses: Redis unless `--broker memory` was asked for.
 async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<WorkerBroker> {
     match global.broker {
-        Some(BrokerKind::Memory) => Ok(WorkerBroker::memory(&global.namespace)),
+        Some(BrokerKind::Memory) => WorkerBroker::memory(&global.namespace),
         _ => Ok(WorkerBroker::redis(connect_redis(global).await?)),
     }
 }
