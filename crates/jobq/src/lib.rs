@@ -26,7 +26,13 @@
 //! Embedding in another service needs nothing else: build an [`App`] with the service's
 //! handlers, run a [`Worker`] on a task of the service's runtime with the service's own
 //! shutdown future, and send jobs from anywhere through a [`Client`]. [`MemoryBroker`] gives
-//! the same semantics without Redis (single process, nothing persisted).
+//! the same semantics without Redis (single process, nothing persisted); a
+//! [`Scheduler`](scheduler::Scheduler) attached to it keeps its schedules in the broker too.
+//!
+//! Replies from Redis arrive on the runtime's worker threads, so a client called from a
+//! task on the runtime gets them without a thread hand-off; `block_on` from a thread
+//! outside the runtime adds one per reply (about 0.1 ms per `delay` + `get` on a small
+//! machine).
 //!
 //! # Delivery guarantee
 //!

@@ -14,6 +14,7 @@ use super::{Ack, Broker, BrokerFuture, NewJob, ResultLookup, queue_of, validate_
 use crate::admin::{DeadLetter, Stats};
 use crate::error::{Error, TaskFailure};
 use crate::message::now_ms;
+use crate::scheduler::{MemoryScheduleStore, ScheduleBackend, ScheduleStore};
 use crate::task::KeyWrite;
 
 #[derive(Debug, Clone)]
@@ -124,6 +125,8 @@ struct Inner {
     state: Mutex<State>,
     job_pushed: Notify,
     result_stored: Notify,
+    /// Where schedulers on this broker keep their schedules (see [`ScheduleBackend`]).
+    schedules: MemoryScheduleStore,
 }
 
 /// A [`Broker`] in process memory. Cheap to clone (clones share the storage).
@@ -134,6 +137,14 @@ struct Inner {
 #[derive(Clone)]
 pub struct MemoryBroker {
     inner: Arc<Inner>,
+}
+
+/// Schedulers on a memory broker share its in-process schedule store, so
+/// [`stats`](Broker::stats) counts their schedules as the Redis broker's does.
+impl ScheduleBackend for MemoryBroker {
+    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
+        Arc::new(self.inner.schedules.clone())
+    }
 }
 
 impl fmt::Debug for MemoryBroker {
@@ -167,6 +178,7 @@ impl MemoryBroker {
                 state: Mutex::new(State::default()),
                 job_pushed: Notify::new(),
                 result_stored: Notify::new(),
+                schedules: MemoryScheduleStore::new(),
             }),
         })
     }
@@ -539,6 +551,7 @@ impl Broker for MemoryBroker {
 
     fn stats(&self) -> BrokerFuture<'_, Stats> {
         async move {
+            let schedules = self.inner.schedules.len() as u64;
             let now = now_ms();
             let state = self.state();
             Ok(Stats {
@@ -557,7 +570,7 @@ impl Broker for MemoryBroker {
                 processed: state.processed,
                 failed: state.failed,
                 retried: state.retried,
-                schedules: 0,
+                schedules,
             })
         }
         .boxed()

@@ -207,8 +207,9 @@ impl ScheduleStore for RedisScheduleStore {
     }
 }
 
-/// Schedules in process memory, for [`MemoryBroker`](crate::MemoryBroker) set-ups. Clones
-/// share the storage: give every scheduler of the process a clone of one store.
+/// Schedules in process memory. Every [`MemoryBroker`](crate::MemoryBroker) has one, which
+/// its [`ScheduleBackend`] impl hands out; a store of its own serves a scheduler that needs
+/// no broker. Clones share the storage.
 #[derive(Clone, Default)]
 pub struct MemoryScheduleStore {
     schedules: Arc<Mutex<MemorySchedules>>,
@@ -221,6 +222,11 @@ impl MemoryScheduleStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many schedules are stored.
+    pub(crate) fn len(&self) -> usize {
+        self.with(|schedules| schedules.len())
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut MemorySchedules) -> T) -> T {

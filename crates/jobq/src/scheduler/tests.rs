@@ -77,7 +77,7 @@ async fn setups(prefix: &str) -> Vec<Setup> {
         },
         Setup {
             label: "memory",
-            store: Arc::new(MemoryScheduleStore::new()),
+            store: memory.schedule_store(),
             broker: Arc::new(memory),
         },
     ]
@@ -325,26 +325,21 @@ async fn three_schedulers_send_every_tick_exactly_once() {
 }
 
 #[tokio::test]
-async fn stats_count_redis_schedules() {
-    let redis = redis_harness::TestRedis::shared().expect("a Redis for the tests");
-    let namespace = redis_harness::unique_namespace("sched-stats");
-    let broker = RedisBroker::connect(redis.url(), &namespace)
-        .await
-        .expect("connect");
-    let client = Client::new(broker.clone());
-    Scheduler::new(
-        client.clone(),
-        &broker,
-        vec![every_second("x"), every_second("y")],
-    )
-    .await
-    .expect("scheduler");
-    assert_eq!(client.stats().await.expect("stats").schedules, 2);
-    let listed = list(&broker).await.expect("list");
-    assert_eq!(
-        listed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-        ["x", "y"]
-    );
+async fn stats_count_the_stored_schedules() {
+    for setup in setups("sched-stats").await {
+        let client = setup.client();
+        assert_eq!(client.stats().await.expect("stats").schedules, 0);
+        setup
+            .scheduler(vec![every_second("x"), every_second("y")])
+            .await;
+        assert_eq!(
+            client.stats().await.expect("stats").schedules,
+            2,
+            "{}",
+            setup.label
+        );
+        assert_eq!(setup.names().await, ["x", "y"], "{}", setup.label);
+    }
 }
 
 #[tokio::test]

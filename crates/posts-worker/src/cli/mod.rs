@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use jobq::scheduler::{MemoryScheduleStore, ScheduleBackend, ScheduleStore};
+use jobq::scheduler::{ScheduleBackend, ScheduleStore};
 use jobq::{Broker, MemoryBroker, RedisBroker};
 use tracing_subscriber::EnvFilter;
 
@@ -158,9 +158,10 @@ struct WorkerBroker {
 
 impl WorkerBroker {
     fn memory(namespace: &str) -> anyhow::Result<Self> {
+        let broker = MemoryBroker::try_new(namespace)?;
         Ok(WorkerBroker {
-            broker: Arc::new(MemoryBroker::try_new(namespace)?),
-            schedules: MemoryScheduleStore::new().schedule_store(),
+            schedules: broker.schedule_store(),
+            broker: Arc::new(broker),
         })
     }
 
