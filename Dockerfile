@@ -5,6 +5,9 @@ COPY . .
 RUN cargo build --release -p posts-worker --locked
 
 FROM debian:bookworm-slim
+# ca-certificates: the trust store `rediss://` URLs are verified against.
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --create-home --home-dir /app posts \
     && mkdir /data && chown posts /data
 WORKDIR /app

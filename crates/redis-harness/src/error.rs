@@ -46,6 +46,9 @@ pub enum HarnessError {
         #[source]
         source: io::Error,
     },
+    /// The throwaway TLS certificates could not be generated.
+    #[error("could not generate throwaway TLS certificates: {0}")]
+    Certificate(String),
     /// A Docker engine answered but the Redis container could not be started.
     #[error("could not start a redis:7 container through testcontainers: {0}")]
     Container(String),

@@ -11,7 +11,8 @@
 //! and otherwise fails with a [`HarnessError::NoRedis`] that says how to get one. Tests
 //! sharing it keep apart through [`unique_namespace`].
 //!
-//! [`OwnedRedis`] is a private local server for fault tests, which may SIGKILL and restart it.
+//! [`OwnedRedis`] is a private local server for fault tests, which may SIGKILL and restart it;
+//! [`OwnedRedis::start_secured`] makes one that requires a password and also speaks TLS.
 //!
 //! Every server the harness starts dies with the process that started it: on Linux the
 //! child gets `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), and the shared server or
@@ -22,6 +23,7 @@ mod error;
 mod ping;
 mod server;
 mod spawn;
+mod tls;
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
@@ -31,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use testcontainers::{Container, GenericImage};
 
 pub use error::HarnessError;
-use server::LocalServer;
+use server::{LocalServer, Security};
 
 /// The variable that points the tests at an existing Redis.
 pub const REDIS_URL_ENV: &str = "REDIS_URL";
@@ -209,19 +211,58 @@ extern "C" fn stop_shared_at_exit() {
 pub struct OwnedRedis {
     server: LocalServer,
     url: String,
+    tls_url: Option<String>,
 }
 
 impl OwnedRedis {
     /// Starts a local `redis-server` on a free port and waits until it answers PING.
     pub fn start() -> Result<OwnedRedis, HarnessError> {
-        let server = LocalServer::start()?;
-        let url = local_url(server.port());
-        Ok(OwnedRedis { server, url })
+        Ok(OwnedRedis::from_server(LocalServer::start()?))
     }
 
-    /// The `redis://` URL.
+    /// Starts a local `redis-server` that requires `password` and also listens with TLS,
+    /// with a server certificate for `localhost` from a throwaway CA (see
+    /// [`ca_file`](Self::ca_file)). Needs a `redis-server` built with TLS, as Debian's is.
+    pub fn start_secured(password: &str) -> Result<OwnedRedis, HarnessError> {
+        Ok(OwnedRedis::from_server(LocalServer::start_secured(
+            Security {
+                password: Some(password.to_owned()),
+                tls: true,
+            },
+        )?))
+    }
+
+    fn from_server(server: LocalServer) -> OwnedRedis {
+        let auth = server
+            .password()
+            .map(|password| format!(":{password}@"))
+            .unwrap_or_default();
+        let url = format!("redis://{auth}127.0.0.1:{}/0", server.port());
+        let tls_url = server
+            .tls()
+            .map(|tls| format!("rediss://{auth}localhost:{}/0", tls.port));
+        OwnedRedis {
+            server,
+            url,
+            tls_url,
+        }
+    }
+
+    /// The `redis://` URL (with the password, if the server requires one).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The `rediss://` URL of the TLS listener of a [`start_secured`](Self::start_secured)
+    /// server, with the password.
+    pub fn tls_url(&self) -> Option<&str> {
+        self.tls_url.as_deref()
+    }
+
+    /// The PEM file of the CA a TLS client must trust to reach
+    /// [`tls_url`](Self::tls_url).
+    pub fn ca_file(&self) -> Option<&std::path::Path> {
+        self.server.tls().map(|tls| tls.files.ca.as_path())
     }
 
     /// The TCP port the server listens on (stays the same across restarts).

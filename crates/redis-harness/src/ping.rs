@@ -8,19 +8,32 @@ use std::time::Duration;
 /// `PING` as a RESP array of one bulk string.
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
-/// True when a Redis at `addr` replies `+PONG` within `timeout` (per connect/read/write).
-pub(crate) fn answers_ping(addr: SocketAddr, timeout: Duration) -> bool {
+/// True when a Redis at `addr` replies `+PONG` within `timeout` (per connect/read/write),
+/// after authenticating with `password` when one is given.
+pub(crate) fn answers_ping(addr: SocketAddr, timeout: Duration, password: Option<&str>) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
         return false;
     };
     if stream.set_read_timeout(Some(timeout)).is_err()
         || stream.set_write_timeout(Some(timeout)).is_err()
-        || stream.write_all(PING).is_err()
     {
         return false;
     }
-    // "+PONG\r\n" is 7 bytes; a server still loading answers "-LOADING ..." instead.
-    let mut reply = [0u8; 7];
+    let mut request = Vec::new();
+    let mut expected = Vec::new();
+    if let Some(password) = password {
+        request.extend_from_slice(
+            format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len()).as_bytes(),
+        );
+        expected.extend_from_slice(b"+OK\r\n");
+    }
+    request.extend_from_slice(PING);
+    // A server still loading answers "-LOADING ..." instead.
+    expected.extend_from_slice(b"+PONG\r\n");
+    if stream.write_all(&request).is_err() {
+        return false;
+    }
+    let mut reply = vec![0u8; expected.len()];
     let mut filled = 0;
     while filled < reply.len() {
         match stream.read(&mut reply[filled..]) {
@@ -28,5 +41,5 @@ pub(crate) fn answers_ping(addr: SocketAddr, timeout: Duration) -> bool {
             Ok(n) => filled += n,
         }
     }
-    &reply == b"+PONG\r\n"
+    reply == expected
 }

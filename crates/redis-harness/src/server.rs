@@ -13,6 +13,7 @@ use tempfile::TempDir;
 use crate::error::HarnessError;
 use crate::ping::answers_ping;
 use crate::spawn::spawn_tied_to_process;
+use crate::tls::{TlsFiles, write_throwaway_certificates};
 
 /// The binary to run; `REDIS_SERVER` overrides it for machines where it is not on PATH.
 const BINARY_ENV: &str = "REDIS_SERVER";
@@ -24,10 +25,28 @@ const PING_TIMEOUT: Duration = Duration::from_millis(250);
 /// Another process may take the probed port before redis binds it.
 const PORT_ATTEMPTS: usize = 5;
 
+/// How a server is secured beyond the defaults (no password, plain TCP only).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Security {
+    /// `requirepass`.
+    pub(crate) password: Option<String>,
+    /// Also listen with TLS, on a second port, under a throwaway CA.
+    pub(crate) tls: bool,
+}
+
+/// A TLS listener: its port and the files it was configured with.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsListener {
+    pub(crate) port: u16,
+    pub(crate) files: TlsFiles,
+}
+
 /// A running (or killed) `redis-server` this process owns.
 #[derive(Debug)]
 pub(crate) struct LocalServer {
     port: u16,
+    password: Option<String>,
+    tls: Option<TlsListener>,
     dir: TempDir,
     child: Option<Child>,
 }
@@ -35,20 +54,40 @@ pub(crate) struct LocalServer {
 impl LocalServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub(crate) fn start() -> Result<LocalServer, HarnessError> {
+        LocalServer::start_secured(Security::default())
+    }
+
+    /// Starts a server secured as `security` says, on free ports, and waits until it
+    /// answers PING.
+    pub(crate) fn start_secured(security: Security) -> Result<LocalServer, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("redis-harness-")
             .tempdir()
             .map_err(|e| HarnessError::io("creating a temporary directory for redis-server", e))?;
+        let files = match security.tls {
+            true => Some(write_throwaway_certificates(dir.path())?),
+            false => None,
+        };
+        let mut server = LocalServer {
+            port: 0,
+            password: security.password,
+            tls: None,
+            dir,
+            child: None,
+        };
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port()?;
-            match launch(port, dir.path()) {
+            server.port = free_port()?;
+            if let Some(files) = &files {
+                server.tls = Some(TlsListener {
+                    port: free_port()?,
+                    files: files.clone(),
+                });
+            }
+            match server.launch() {
                 Ok(child) => {
-                    return Ok(LocalServer {
-                        port,
-                        dir,
-                        child: Some(child),
-                    });
+                    server.child = Some(child);
+                    return Ok(server);
                 }
                 Err(LaunchError::ExitedEarly(error)) => last_error = Some(error),
                 Err(LaunchError::Fatal(error)) => return Err(error),
@@ -61,6 +100,14 @@ impl LocalServer {
 
     pub(crate) fn port(&self) -> u16 {
         self.port
+    }
+
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+
+    pub(crate) fn tls(&self) -> Option<&TlsListener> {
+        self.tls.as_ref()
     }
 
     /// SIGKILLs the server and reaps it; a no-op when it is not running.
@@ -85,7 +132,7 @@ impl LocalServer {
     /// Kills the server if it runs, then starts a fresh one (empty data) on the same port.
     pub(crate) fn restart(&mut self) -> Result<(), HarnessError> {
         self.kill()?;
-        let child = launch(self.port, self.dir.path()).map_err(LaunchError::into_error)?;
+        let child = self.launch().map_err(LaunchError::into_error)?;
         self.child = Some(child);
         Ok(())
     }
@@ -115,66 +162,86 @@ fn binary() -> String {
     std::env::var(BINARY_ENV).unwrap_or_else(|_| DEFAULT_BINARY.to_string())
 }
 
-/// Starts redis-server on `port` and waits until it answers PING.
-fn launch(port: u16, dir: &Path) -> Result<Child, LaunchError> {
-    let binary = binary();
-    let log_file = log_path(dir, port);
-    let mut command = Command::new(&binary);
-    command
-        .arg("--port")
-        .arg(port.to_string())
-        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir)
-        .arg("--logfile")
-        .arg(&log_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = spawn_tied_to_process(command).map_err(|source| {
-        LaunchError::Fatal(if source.kind() == ErrorKind::NotFound {
-            HarnessError::NoRedis {
-                reason: format!("`{binary}` was not found on PATH"),
-            }
-        } else {
-            HarnessError::Spawn { binary, source }
-        })
-    })?;
+impl LocalServer {
+    /// Starts redis-server on this server's ports and waits until it answers PING.
+    fn launch(&self) -> Result<Child, LaunchError> {
+        let (port, dir) = (self.port, self.dir.path());
+        let binary = binary();
+        let log_file = log_path(dir, port);
+        let mut command = Command::new(&binary);
+        command
+            .arg("--port")
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--logfile")
+            .arg(&log_file);
+        if let Some(password) = &self.password {
+            command.arg("--requirepass").arg(password);
+        }
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--tls-port")
+                .arg(tls.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.files.certificate)
+                .arg("--tls-key-file")
+                .arg(&tls.files.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.files.ca)
+                // Clients prove nothing with certificates; the password authenticates them.
+                .args(["--tls-auth-clients", "no"]);
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = spawn_tied_to_process(command).map_err(|source| {
+            LaunchError::Fatal(if source.kind() == ErrorKind::NotFound {
+                HarnessError::NoRedis {
+                    reason: format!("`{binary}` was not found on PATH"),
+                }
+            } else {
+                HarnessError::Spawn { binary, source }
+            })
+        })?;
 
-    let started = Instant::now();
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                return Err(LaunchError::ExitedEarly(HarnessError::NotReady {
-                    port,
-                    waited: started.elapsed(),
-                    detail: format!("it exited with {status}; log: {}", log_tail(&log_file)),
-                }));
+        let started = Instant::now();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    return Err(LaunchError::ExitedEarly(HarnessError::NotReady {
+                        port,
+                        waited: started.elapsed(),
+                        detail: format!("it exited with {status}; log: {}", log_tail(&log_file)),
+                    }));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(LaunchError::Fatal(HarnessError::io(
+                        "checking whether redis-server is still running",
+                        e,
+                    )));
+                }
             }
-            Ok(None) => {}
-            Err(e) => {
+            if answers_ping(addr, PING_TIMEOUT, self.password.as_deref()) {
+                return Ok(child);
+            }
+            if started.elapsed() > READY_TIMEOUT {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(LaunchError::Fatal(HarnessError::io(
-                    "checking whether redis-server is still running",
-                    e,
-                )));
+                return Err(LaunchError::Fatal(HarnessError::NotReady {
+                    port,
+                    waited: started.elapsed(),
+                    detail: format!("no PONG; log: {}", log_tail(&log_file)),
+                }));
             }
+            std::thread::sleep(POLL_INTERVAL);
         }
-        if answers_ping(addr, PING_TIMEOUT) {
-            return Ok(child);
-        }
-        if started.elapsed() > READY_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(LaunchError::Fatal(HarnessError::NotReady {
-                port,
-                waited: started.elapsed(),
-                detail: format!("no PONG; log: {}", log_tail(&log_file)),
-            }));
-        }
-        std::thread::sleep(POLL_INTERVAL);
     }
 }
 

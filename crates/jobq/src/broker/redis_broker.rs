@@ -98,8 +98,10 @@ struct Inner {
 /// A [`Broker`] on Redis. Cheap to clone (the pool is shared).
 ///
 /// `redis://` and `rediss://` (TLS) URLs are accepted, with the password in the URL
-/// (`redis://:secret@host:6379/0`). Connecting never fails because the server is down:
-/// use [`ping`](Broker::ping) to find out whether it answers.
+/// (`redis://:secret@host:6379/0`). A `rediss://` server's certificate is checked against
+/// the system's trust store; `SSL_CERT_FILE` (or `SSL_CERT_DIR`) points it at a private CA
+/// instead. Connecting never fails because the server is down: use
+/// [`ping`](Broker::ping) to find out whether it answers.
 #[derive(Clone)]
 pub struct RedisBroker {
     inner: Arc<Inner>,
@@ -117,6 +119,9 @@ impl RedisBroker {
     /// A broker for `namespace` on the Redis at `url`.
     pub async fn connect(url: &str, namespace: &str) -> Result<Self, Error> {
         validate_namespace(namespace)?;
+        if url.starts_with("rediss:") {
+            use_ring_unless_a_tls_provider_is_chosen();
+        }
         let invalid = |e: redis::RedisError| Error::InvalidUrl(format!("{url:?}: {e}"));
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -532,6 +537,16 @@ type StatsReply = (
     Option<u64>,
     u64,
 );
+
+/// The redis crate builds its TLS configurations from rustls's process-wide crypto provider
+/// and enables none itself; without one, the first `rediss://` connection would panic. An
+/// application that installed its own provider keeps it.
+fn use_ring_unless_a_tls_provider_is_chosen() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Fails only when another thread installed one in between, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
 
 fn ttl_ms(ttl: Duration) -> u64 {
     (ttl.as_millis().min(u128::from(u64::MAX)) as u64).max(1)
