@@ -282,6 +282,46 @@ async fn countdown_and_eta_delay_jobs<B: Broker + Clone>(broker: B) {
     worker.stop().await;
 }
 
+/// More delayed jobs fall due at once than one promotion moves (apalis-redis stalled at
+/// about 8,000): they move in batches, a job sent meanwhile still runs, and all finish.
+async fn a_large_due_backlog_moves_without_stalling_the_worker<B: Broker + Clone>(broker: B) {
+    const BACKLOG: usize = 10_000;
+    let client = Client::new(broker.clone());
+    let soon = SendOptions {
+        countdown: Some(Duration::from_millis(200)),
+        ..SendOptions::default()
+    };
+    let delayed: Vec<AsyncResult<i64>> = client
+        .enqueue_batch("add", (0..BACKLOG).map(|i| [i, 1]), &soon)
+        .await
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(delayed.len(), BACKLOG);
+    assert_eq!(client.stats().await.unwrap().delayed, BACKLOG as u64);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let meanwhile: AsyncResult<i64> = client.delay("add", [20, 22]).await.unwrap();
+    assert_eq!(meanwhile.get(WAIT).await.unwrap(), 42);
+    let deadline = Instant::now() + 3 * WAIT;
+    loop {
+        let stats = client.stats().await.unwrap();
+        if stats.processed == BACKLOG as u64 + 1 {
+            assert_eq!((stats.delayed, stats.failed, stats.in_flight), (0, 0, 0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backlog stalled: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (i, res) in delayed.iter().enumerate().step_by(997) {
+        assert_eq!(res.get(WAIT).await.unwrap(), i as i64 + 1);
+    }
+    assert!(worker.is_running());
+    worker.stop().await;
+}
+
 async fn results_expire_after_their_ttl<B: Broker + Clone>(broker: B) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
@@ -620,6 +660,7 @@ on_both_brokers!(
     malformed_messages_are_dead_lettered_and_the_worker_goes_on,
     retries_back_off_then_succeed_or_dead_letter,
     countdown_and_eta_delay_jobs,
+    a_large_due_backlog_moves_without_stalling_the_worker,
     results_expire_after_their_ttl,
     oversized_results_fail_and_point_to_explicit_keys,
     explicit_keys_are_written_before_the_ack,
