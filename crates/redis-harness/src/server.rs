@@ -64,9 +64,10 @@ impl LocalServer {
             .prefix("redis-harness-")
             .tempdir()
             .map_err(|e| HarnessError::io("creating a temporary directory for redis-server", e))?;
-        let files = match security.tls {
-            true => Some(write_throwaway_certificates(dir.path())?),
-            false => None,
+        let files = if security.tls {
+            Some(write_throwaway_certificates(dir.path())?)
+        } else {
+            None
         };
         let mut server = LocalServer {
             port: 0,
