@@ -45,3 +45,33 @@ pub struct DeadLetter {
     /// The original message, byte for byte as it was on the queue.
     pub payload: String,
 }
+
+impl DeadLetter {
+    /// The stored record (JSON) of `payload` set aside now for `reason`.
+    pub(crate) fn record(
+        payload: &str,
+        job_id: Option<String>,
+        task: Option<String>,
+        queue: Option<String>,
+        reason: TaskFailure,
+    ) -> String {
+        let letter = DeadLetter {
+            job_id,
+            task,
+            queue,
+            reason,
+            failed_at_ms: crate::message::now_ms(),
+            payload: payload.to_owned(),
+        };
+        serde_json::to_string(&letter).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    /// The record of a message that is not a job message at all.
+    pub(crate) fn malformed_record(payload: &str, message: &str) -> String {
+        let reason = TaskFailure {
+            kind: crate::TaskError::MALFORMED_MESSAGE.to_owned(),
+            message: message.to_owned(),
+        };
+        DeadLetter::record(payload, None, None, None, reason)
+    }
+}

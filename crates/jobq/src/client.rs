@@ -13,7 +13,7 @@ use crate::admin::{DeadLetter, Stats};
 use crate::app::json_type;
 use crate::broker::{Broker, NewJob};
 use crate::error::Error;
-use crate::message::{JobMessage, ResultRecord, now_ms};
+use crate::message::{JobMessage, ResultRecord, millis, now_ms};
 
 /// The queue jobs go to unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -268,10 +268,6 @@ impl Client {
     pub async fn purge_dead(&self) -> Result<usize, Error> {
         self.broker.purge_dead().await
     }
-}
-
-fn millis(d: Duration) -> u64 {
-    d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
 fn due_time(options: &SendOptions, now: u64) -> Result<Option<u64>, Error> {

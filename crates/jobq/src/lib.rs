@@ -85,6 +85,7 @@ mod message;
 mod retry;
 pub mod scheduler;
 mod shutdown;
+mod sync;
 mod task;
 mod worker;
 

@@ -63,6 +63,11 @@ pub enum ResultRecord {
     },
 }
 
+/// `duration` in whole milliseconds, saturating at `u64::MAX`.
+pub(crate) fn millis(duration: std::time::Duration) -> u64 {
+    duration.as_millis().min(u128::from(u64::MAX)) as u64
+}
+
 /// Milliseconds since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()

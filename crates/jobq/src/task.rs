@@ -217,11 +217,7 @@ impl TaskContext {
                 format!("set_key({key:?}): value cannot be serialized: {e}"),
             )
         })?;
-        let mut writes = self
-            .inner
-            .writes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut writes = crate::sync::lock(&self.inner.writes);
         writes.retain(|w| w.key != key);
         writes.push(KeyWrite { key, value, ttl });
         Ok(())
@@ -236,12 +232,7 @@ impl TaskContext {
     /// Registers `callback` to run when the run is cancelled (e.g. to interrupt a SQLite
     /// query). Runs at once if the run is already cancelled.
     pub fn on_cancel(&self, callback: impl FnOnce() + Send + 'static) {
-        let mut callbacks = self
-            .inner
-            .cancel
-            .callbacks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut callbacks = crate::sync::lock(&self.inner.cancel.callbacks);
         if self.is_cancelled() {
             drop(callbacks);
             callback();
@@ -252,12 +243,7 @@ impl TaskContext {
 
     pub(crate) fn cancel(&self) {
         let callbacks = {
-            let mut callbacks = self
-                .inner
-                .cancel
-                .callbacks
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut callbacks = crate::sync::lock(&self.inner.cancel.callbacks);
             self.inner.cancel.fired.store(true, Ordering::Release);
             std::mem::take(&mut *callbacks)
         };
@@ -267,12 +253,6 @@ impl TaskContext {
     }
 
     pub(crate) fn take_writes(&self) -> Vec<KeyWrite> {
-        std::mem::take(
-            &mut *self
-                .inner
-                .writes
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        )
+        std::mem::take(&mut *crate::sync::lock(&self.inner.writes))
     }
 }

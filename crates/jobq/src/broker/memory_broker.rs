@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::{Ack, Broker, BrokerFuture, NewJob, ResultLookup, queue_of, validate_namespace};
 use crate::admin::{DeadLetter, Stats};
-use crate::error::{Error, TaskFailure};
+use crate::error::Error;
 use crate::message::now_ms;
 use crate::scheduler::{MemoryScheduleStore, ScheduleBackend, ScheduleStore};
 use crate::task::KeyWrite;
@@ -87,37 +87,32 @@ impl State {
         }
     }
 
+    /// Puts `payload` on the queue it names (at the head, to be fetched next, or at the
+    /// tail), or dead-letters it as `malformed` when it names none.
+    fn route(&mut self, payload: String, at_head: bool, malformed: &str) {
+        match queue_of(&payload) {
+            Some(queue) if !queue.is_empty() && at_head => self.push_head(&queue, payload),
+            Some(queue) if !queue.is_empty() => self.push(&queue, payload),
+            _ => self
+                .dead
+                .push_front(DeadLetter::malformed_record(&payload, malformed)),
+        }
+    }
+
     /// Returns a dead worker's in-flight jobs to the head of their queues, oldest first.
     fn requeue_worker(&mut self, worker: &str) -> usize {
         let jobs = self.processing.remove(worker).unwrap_or_default();
         let moved = jobs.len();
         for payload in jobs {
-            match queue_of(&payload) {
-                Some(queue) if !queue.is_empty() => self.push_head(&queue, payload),
-                _ => self.dead.push_front(malformed_letter(
-                    payload,
-                    "an in-flight message of a dead worker is not a job message",
-                )),
-            }
+            self.route(
+                payload,
+                true,
+                "an in-flight message of a dead worker is not a job message",
+            );
         }
         self.workers.remove(worker);
         moved
     }
-}
-
-fn malformed_letter(payload: String, message: &str) -> String {
-    let letter = DeadLetter {
-        job_id: None,
-        task: None,
-        queue: None,
-        reason: TaskFailure {
-            kind: crate::TaskError::MALFORMED_MESSAGE.to_owned(),
-            message: message.to_owned(),
-        },
-        failed_at_ms: now_ms(),
-        payload,
-    };
-    serde_json::to_string(&letter).unwrap_or_default()
 }
 
 struct Inner {
@@ -184,12 +179,7 @@ impl MemoryBroker {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-updated in a way later
-        // calls could not handle, so the data stays usable.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.inner.state)
     }
 
     fn take_jobs(&self, worker: &str, queue: &str, max: usize) -> Vec<String> {
@@ -530,13 +520,7 @@ impl Broker for MemoryBroker {
                     .collect();
                 for key in &due {
                     if let Some(payload) = state.delayed.remove(key) {
-                        match queue_of(&payload) {
-                            Some(queue) if !queue.is_empty() => state.push(&queue, payload),
-                            _ => state.dead.push_front(malformed_letter(
-                                payload,
-                                "a delayed message is not a job message",
-                            )),
-                        }
+                        state.route(payload, false, "a delayed message is not a job message");
                     }
                 }
                 due.len()

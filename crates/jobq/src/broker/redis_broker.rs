@@ -14,7 +14,7 @@ use redis::{AsyncConnectionConfig, Script};
 use super::{Ack, Broker, BrokerFuture, NewJob, ResultLookup, lua, validate_namespace};
 use crate::admin::Stats;
 use crate::error::Error;
-use crate::message::now_ms;
+use crate::message::{millis, now_ms};
 use crate::task::KeyWrite;
 
 /// Connections the pool opens at most: fetchers and waiting clients each hold one while
@@ -64,9 +64,7 @@ struct BlockingConnections {
 
 impl BlockingConnections {
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<MultiplexedConnection>> {
-        self.idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.idle)
     }
 
     async fn open(&self) -> Result<MultiplexedConnection, redis::RedisError> {
@@ -200,37 +198,30 @@ impl RedisBroker {
         block: Duration,
     ) -> Result<T, Error> {
         let blocking = &self.inner.blocking;
-        let reused = blocking.idle().pop();
-        let fresh = reused.is_none();
-        let mut conn = match reused {
-            Some(conn) => conn,
-            None => blocking.open().await.map_err(Error::redis(context))?,
-        };
         let deadline = block + BLOCK_GRACE;
-        let timed_out = || Error::RedisTimeout {
-            context,
-            waited: deadline,
-        };
-        match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut conn)).await {
-            Ok(Ok(reply)) => {
-                blocking.give_back(conn);
-                Ok(reply)
-            }
-            Ok(Err(e)) if !fresh && (e.is_io_error() || e.is_connection_dropped()) => {
+        let mut reused = blocking.idle().pop();
+        loop {
+            let fresh = reused.is_none();
+            let mut conn = match reused.take() {
+                Some(conn) => conn,
+                None => blocking.open().await.map_err(Error::redis(context))?,
+            };
+            match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut conn)).await {
+                Ok(Ok(reply)) => {
+                    blocking.give_back(conn);
+                    return Ok(reply);
+                }
                 // An idle connection that died (e.g. the server restarted): once more on a
                 // new one.
-                let mut conn = blocking.open().await.map_err(Error::redis(context))?;
-                match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut conn)).await {
-                    Ok(Ok(reply)) => {
-                        blocking.give_back(conn);
-                        Ok(reply)
-                    }
-                    Ok(Err(e)) => Err(Error::Redis { context, source: e }),
-                    Err(_) => Err(timed_out()),
+                Ok(Err(e)) if !fresh && (e.is_io_error() || e.is_connection_dropped()) => {}
+                Ok(Err(e)) => return Err(Error::Redis { context, source: e }),
+                Err(_) => {
+                    return Err(Error::RedisTimeout {
+                        context,
+                        waited: deadline,
+                    });
                 }
             }
-            Ok(Err(e)) => Err(Error::Redis { context, source: e }),
-            Err(_) => Err(timed_out()),
         }
     }
 
@@ -549,7 +540,7 @@ fn use_ring_unless_a_tls_provider_is_chosen() {
 }
 
 fn ttl_ms(ttl: Duration) -> u64 {
-    (ttl.as_millis().min(u128::from(u64::MAX)) as u64).max(1)
+    millis(ttl).max(1)
 }
 
 impl Broker for RedisBroker {

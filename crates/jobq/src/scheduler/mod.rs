@@ -68,7 +68,7 @@ pub use self::store::{
 use self::timing::to_datetime;
 pub use self::timing::{CronExpression, Timing};
 use crate::client::{Client, SendOptions};
-use crate::message::now_ms;
+use crate::message::{millis, now_ms};
 
 /// How often a running scheduler re-reads the store for added or removed schedules.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(2);
@@ -352,8 +352,4 @@ fn decode(record: &StoredRecord) -> Result<ScheduleSpec, ScheduleError> {
             reason: e.to_string(),
         })?
         .to_spec()
-}
-
-fn millis(duration: Duration) -> u64 {
-    duration.as_millis().min(u128::from(u64::MAX)) as u64
 }

@@ -97,6 +97,7 @@ pub struct RedisScheduleStore {
     pool: Pool,
     definitions_key: String,
     last_run_key: String,
+    record_run: Script,
 }
 
 /// Moves a last run forward only, and only for a schedule that still exists, so a late
@@ -118,6 +119,7 @@ impl RedisScheduleStore {
             pool: broker.pool().clone(),
             definitions_key: broker.key("schedules"),
             last_run_key: broker.key("schedules:last_run"),
+            record_run: Script::new(RECORD_RUN),
         }
     }
 
@@ -193,7 +195,7 @@ impl ScheduleStore for RedisScheduleStore {
     fn record_run(&self, name: String, tick_ms: u64) -> StoreFuture<'_, ()> {
         async move {
             let mut conn = self.conn("recording a schedule run").await?;
-            Script::new(RECORD_RUN)
+            self.record_run
                 .key(&self.definitions_key)
                 .key(&self.last_run_key)
                 .arg(name)
@@ -230,11 +232,7 @@ impl MemoryScheduleStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut MemorySchedules) -> T) -> T {
-        // Every update is a single map operation, so a poisoned lock holds consistent data.
-        let mut schedules = self
-            .schedules
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut schedules = crate::sync::lock(&self.schedules);
         f(&mut schedules)
     }
 }

@@ -251,7 +251,7 @@ impl Timing {
 }
 
 fn period_ms(every: Duration) -> u64 {
-    (every.as_millis().min(u128::from(u64::MAX)) as u64).max(1)
+    crate::message::millis(every).max(1)
 }
 
 #[cfg(test)]

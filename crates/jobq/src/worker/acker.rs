@@ -17,7 +17,7 @@ const SHUTDOWN_ATTEMPTS: u32 = 8;
 
 pub(super) enum AckMessage {
     /// A finished job; its slot in `fetched` is released once the ack is applied.
-    Ack { ack: Ack, fetched: Arc<Semaphore> },
+    Ack(Ack),
     /// Applies everything queued so far plus `requeue`, then reports on `done`.
     Flush {
         requeue: Vec<Ack>,
@@ -30,6 +30,8 @@ pub(super) enum AckMessage {
 pub(super) struct Acker {
     pub(super) broker: Arc<dyn Broker>,
     pub(super) worker_id: String,
+    /// The worker's slots for fetched jobs, released as their acks are applied.
+    pub(super) fetched: Arc<Semaphore>,
 }
 
 impl Acker {
@@ -39,16 +41,14 @@ impl Acker {
             let Some(first) = rx.recv().await else { return };
             let mut batch = Vec::new();
             let mut released = 0usize;
-            let mut fetched_sem: Option<Arc<Semaphore>> = None;
             let mut done = Vec::new();
             let mut stop = false;
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 match message {
-                    AckMessage::Ack { ack, fetched } => {
+                    AckMessage::Ack(ack) => {
                         batch.push(ack);
                         released += 1;
-                        fetched_sem = Some(fetched);
                     }
                     AckMessage::Flush { requeue, done: tx } => {
                         shutting_down = true;
@@ -62,9 +62,7 @@ impl Acker {
                 }
             }
             self.apply(batch, shutting_down).await;
-            if let Some(sem) = fetched_sem {
-                sem.add_permits(released);
-            }
+            self.fetched.add_permits(released);
             for tx in done {
                 let _ = tx.send(());
             }

@@ -64,7 +64,7 @@ pub(crate) fn malformed(
         message: reason,
     };
     let record = id.as_ref().map(|id| failure_record(id, &failure));
-    let letter = dead_letter(&payload, id.clone(), None, None, failure);
+    let letter = DeadLetter::record(&payload, id.clone(), None, None, failure);
     Finished {
         ack: Ack::Failure {
             payload,
@@ -100,7 +100,7 @@ pub(crate) async fn run(
 
 async fn run_in_span(
     app: &App,
-    job: JobMessage,
+    mut job: JobMessage,
     payload: String,
     settings: &ExecSettings,
 ) -> Finished {
@@ -118,7 +118,8 @@ async fn run_in_span(
         .time_limit_ms
         .map(Duration::from_millis)
         .or(entry.time_limit);
-    let handler = (entry.handler)(ctx.clone(), job.args.clone());
+    // The arguments move into the handler; a retry rebuilds its message from `payload`.
+    let handler = (entry.handler)(ctx.clone(), std::mem::take(&mut job.args));
     let guarded = AssertUnwindSafe(handler).catch_unwind().map(|r| match r {
         Ok(result) => result,
         Err(panic) => Err(TaskError::new(
@@ -182,10 +183,7 @@ async fn run_in_span(
                 let delay = entry.retry.delay(job.attempt);
                 warn!(%error, retry_in = ?delay, "job failed; retrying");
                 let due_ms = now_ms().saturating_add(delay.as_millis() as u64);
-                let mut next = job.clone();
-                next.attempt += 1;
-                next.eta_ms = Some(due_ms);
-                match serde_json::to_string(&next) {
+                match retry_message(&payload, due_ms) {
                     Ok(retry_payload) => Finished {
                         ack: Ack::Retry {
                             payload,
@@ -219,6 +217,14 @@ async fn run_in_span(
     }
 }
 
+/// The message of the next attempt of the job sent as `payload`, due at `due_ms`.
+fn retry_message(payload: &str, due_ms: u64) -> Result<String, serde_json::Error> {
+    let mut next: JobMessage = serde_json::from_str(payload)?;
+    next.attempt += 1;
+    next.eta_ms = Some(due_ms);
+    serde_json::to_string(&next)
+}
+
 fn fail_for_good(
     job: JobMessage,
     payload: String,
@@ -229,7 +235,7 @@ fn fail_for_good(
     let failure = error.into_failure();
     let record = failure_record(&job.id, &failure);
     let letter = dead.then(|| {
-        dead_letter(
+        DeadLetter::record(
             &payload,
             Some(job.id.clone()),
             Some(job.task.clone()),
@@ -257,24 +263,6 @@ fn failure_record(job_id: &str, failure: &TaskFailure) -> String {
         done_at_ms: now_ms(),
     };
     serde_json::to_string(&record).unwrap_or_else(|_| String::from("{}"))
-}
-
-fn dead_letter(
-    payload: &str,
-    job_id: Option<String>,
-    task: Option<String>,
-    queue: Option<String>,
-    reason: TaskFailure,
-) -> String {
-    let letter = DeadLetter {
-        job_id,
-        task,
-        queue,
-        reason,
-        failed_at_ms: now_ms(),
-        payload: payload.to_owned(),
-    };
-    serde_json::to_string(&letter).unwrap_or_else(|_| String::from("{}"))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -130,9 +130,7 @@ struct Outstanding {
 
 impl Outstanding {
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, (String, String)>> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.jobs)
     }
 }
 
@@ -142,7 +140,6 @@ struct Shared {
     broker: Arc<dyn Broker>,
     worker_id: String,
     settings: ExecSettings,
-    result_ttl: Duration,
     /// Slots for handlers running at once.
     running: Arc<Semaphore>,
     /// Slots for jobs fetched and not yet acknowledged (running plus prefetched).
@@ -191,7 +188,6 @@ impl Worker {
                 result_ttl: config.result_ttl,
                 result_size_limit: config.result_size_limit,
             },
-            result_ttl: config.result_ttl,
             running: Arc::new(Semaphore::new(config.concurrency)),
             fetched: Arc::new(Semaphore::new(config.concurrency + config.prefetch)),
             outstanding: Outstanding {
@@ -210,6 +206,7 @@ impl Worker {
             Acker {
                 broker: Arc::clone(&self.broker),
                 worker_id: self.id.clone(),
+                fetched: Arc::clone(&shared.fetched),
             }
             .run(ack_rx),
         );
@@ -256,32 +253,25 @@ impl Worker {
         }
         shared.abandoned.cancel();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let leftovers: Vec<(String, String)> = {
+        {
             let mut outstanding = shared.outstanding.lock();
-            // Sent under the lock, so every ack a job task queued before is ahead of it.
-            let _ = shared.acks.send(AckMessage::Flush {
-                requeue: Vec::new(),
-                done: done_tx,
-            });
-            outstanding.drain().map(|(_, job)| job).collect()
-        };
-        let _ = done_rx.await;
-        if !leftovers.is_empty() {
-            let requeue: Vec<Ack> = leftovers
-                .into_iter()
-                .map(|(payload, queue)| Ack::Requeue { payload, queue })
+            let requeue: Vec<Ack> = outstanding
+                .drain()
+                .map(|(_, (payload, queue))| Ack::Requeue { payload, queue })
                 .collect();
-            info!(
-                count = requeue.len(),
-                "putting unfinished jobs back on their queues"
-            );
-            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            if !requeue.is_empty() {
+                info!(
+                    count = requeue.len(),
+                    "putting unfinished jobs back on their queues"
+                );
+            }
+            // Sent under the lock, so every ack a job task queued before is ahead of it.
             let _ = shared.acks.send(AckMessage::Flush {
                 requeue,
                 done: done_tx,
             });
-            let _ = done_rx.await;
         }
+        let _ = done_rx.await;
         let _ = shared.acks.send(AckMessage::Stop);
         if let Err(e) = acker.await {
             warn!(error = %e, "the acknowledger ended abnormally");
@@ -464,7 +454,7 @@ async fn run_recording_start(shared: &Shared, job: JobMessage, payload: String) 
             // Not awaited: the STARTED state is informational and must not delay the job.
             // It may reach Redis after the ack; the script then sees the result and skips it.
             let broker = Arc::clone(&shared.broker);
-            let ttl = shared.result_ttl;
+            let ttl = shared.settings.result_ttl;
             tokio::spawn(async move {
                 if let Err(e) = broker.mark_started(vec![job_id], ttl).await {
                     debug!(error = %e, "could not record a started job");
@@ -513,10 +503,7 @@ async fn run_job(
     // (ack queued before its flush) or takes it back (and this ack is dropped).
     let mut outstanding = shared.outstanding.lock();
     if outstanding.remove(&key).is_some() {
-        let _ = shared.acks.send(AckMessage::Ack {
-            ack: finished.ack,
-            fetched: Arc::clone(&shared.fetched),
-        });
+        let _ = shared.acks.send(AckMessage::Ack(finished.ack));
     }
 }
 
