@@ -102,6 +102,9 @@ pub fn posts_table_exists(conn: &Connection) -> Result<bool, StoreError> {
     .doing(|| format!("looking for the posts table in {}", describe(conn)))
 }
 
+/// The columns of the posts table every reader needs.
+pub(crate) const READER_COLUMNS: [&str; 3] = ["platform", "created_at", "post_blob"];
+
 /// Tells which variant the posts table has: `None` when there is no posts table, an
 /// error when it lacks a column the readers need (`platform`, `created_at`, `post_blob`)
 /// or its `id` is neither text nor integer.
@@ -122,7 +125,7 @@ pub fn detect_variant(conn: &Connection) -> Result<Option<SchemaVariant>, StoreE
             .find(|(c, _)| c.eq_ignore_ascii_case(name))
             .map(|(_, t)| t.to_ascii_uppercase())
     };
-    let missing: Vec<&str> = ["platform", "created_at", "post_blob"]
+    let missing: Vec<&str> = READER_COLUMNS
         .into_iter()
         .filter(|c| type_of(c).is_none())
         .collect();

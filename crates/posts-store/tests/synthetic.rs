@@ -1,7 +1,7 @@
 //! The synthetic generator end to end: deterministic, realistic rows in a real DB.
 
 use posts_model::{ContentItem, Timestamp};
-use posts_store::etl::{self, SeedOptions, SyntheticOptions, synthetic};
+use posts_store::etl::{self, SeedOptions, SyntheticOptions};
 use rusqlite::Connection;
 
 fn dump(path: &std::path::Path) -> Vec<(String, String, String, String, String)> {
@@ -23,7 +23,14 @@ fn same_seed_same_db_other_seed_other_db() {
     let to = Timestamp::parse("2017-07-01 00:00:00").unwrap_or_else(|e| panic!("{e}"));
     let build = |name: &str, seed: u64| {
         let path = dir.path().join(name);
-        let summary = synthetic::build(&path, 20_000, seed, from, to, &mut |_| {})
+        let options = SyntheticOptions {
+            count: 20_000,
+            seed,
+            from,
+            to,
+            users: 0,
+        };
+        let summary = etl::seed(&SeedOptions::synthetic(&path, options), &mut |_| {})
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(summary.rows_written, 20_000);
         dump(&path)

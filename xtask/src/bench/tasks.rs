@@ -20,8 +20,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
-use posts_store::etl::ProgressEvent;
+use posts_store::etl::{ProgressEvent, SeedOptions, SyntheticOptions};
 use posts_store::read::{ReadConnection, ReadPool};
+use posts_store::write::WriteMode;
 use posts_worker::tasks::{CancelToken, PostsEnv};
 use serde_json::{Value, json};
 
@@ -178,7 +179,6 @@ fn ensure_database(args: &Args) -> anyhow::Result<()> {
         args.db.display(),
         args.posts
     );
-    let options = posts_store::etl::SyntheticOptions::new(args.posts);
     let bar = ProgressBar::new(args.posts).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} {msg}")
             .context("progress bar template")?,
@@ -186,18 +186,15 @@ fn ensure_database(args: &Args) -> anyhow::Result<()> {
     // Built next to the target and renamed, so an interrupted build is never mistaken for
     // a finished database.
     let partial = args.db.with_extension("partial");
-    let summary = posts_store::etl::synthetic::build(
-        &partial,
-        options.count,
-        options.seed,
-        options.from,
-        options.to,
-        &mut |event| match event {
-            ProgressEvent::Rows { done } => bar.set_position(*done),
-            ProgressEvent::Finishing => bar.set_message("committing"),
-            _ => {}
-        },
-    )
+    let options = SeedOptions {
+        mode: WriteMode::DropTable,
+        ..SeedOptions::synthetic(&partial, SyntheticOptions::new(args.posts))
+    };
+    let summary = posts_store::etl::seed(&options, &mut |event| match event {
+        ProgressEvent::Rows { done } => bar.set_position(*done),
+        ProgressEvent::Finishing => bar.set_message("committing"),
+        _ => {}
+    })
     .with_context(|| format!("building {}", partial.display()))?;
     bar.finish_and_clear();
     std::fs::rename(&partial, &args.db)

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use posts_model::{ContentItem, ContentType, Platform, Timestamp, check_http_url};
+use posts_model::{ContentItem, ContentType, Engagements, Platform, Timestamp, check_http_url};
 
 use super::{EtlError, RecordError};
 
@@ -89,6 +89,22 @@ impl Row<'_> {
     /// accepted (spreadsheet and pandas exports write them).
     pub fn signed_count(&self, column: &str) -> Result<i64, RecordError> {
         parse_count(self.text(column)).map_err(|reason| self.reject(column, reason))
+    }
+
+    /// The item the columns every CSV export shares describe (`id`, `type`, `text`,
+    /// `author_name_hash`, `created_at`, `parent_id`), with `engagements`; the caller
+    /// fills in what its platform adds.
+    pub fn content_item(&self, engagements: Engagements) -> Result<ContentItem, RecordError> {
+        let mut item = ContentItem::new(
+            self.required("id")?,
+            self.content_type("type")?,
+            self.text("text").to_owned(),
+            self.text("author_name_hash").trim(),
+            self.timestamp("created_at")?,
+            engagements,
+        );
+        item.parent_id = self.optional("parent_id");
+        Ok(item)
     }
 
     /// A count that must not be negative.

@@ -51,16 +51,7 @@ fn convert(row: &Row<'_>) -> Result<ContentItem, RecordError> {
         comment: row.count("comment")?,
         share: row.count("share")?,
     };
-    let text = row.text("text").to_owned();
-    let mut item = ContentItem::new(
-        row.required("id")?,
-        row.content_type("type")?,
-        text,
-        row.text("author_name_hash").trim(),
-        row.timestamp("created_at")?,
-        Engagements::Facebook(engagements),
-    );
-    item.parent_id = row.optional("parent_id");
+    let mut item = row.content_item(Engagements::Facebook(engagements))?;
     item.post_id = row.optional("all_post_ids");
     item.embedded_urls = Some(urls_in_text(&item.text));
     Ok(item)

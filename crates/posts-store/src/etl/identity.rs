@@ -1,7 +1,6 @@
 //! Session identities as the original pipeline derived them: `user_name_hash =
 //! sha256(username)` and `session_user_id = sha256(username + salt)`, both in hex.
 
-use posts_model::{Platform, Session, Timestamp};
 use sha2::{Digest, Sha256};
 
 /// A session user's name and the hashes stored for it.
@@ -24,21 +23,6 @@ impl UserIdentity {
             user_id: sha256_hex(&[username, salt]),
         }
     }
-
-    /// A session of this user on `platform` at `time`.
-    pub fn session(&self, platform: Platform, time: Timestamp) -> Session {
-        Session {
-            session_id: sha256_hex(&[&self.user_id, platform.as_str(), &time.to_string()]),
-            user_id: self.user_id.clone(),
-            user_name_hash: self.user_name_hash.clone(),
-            cohort: None,
-            cohort_index: None,
-            platform,
-            url: home_url(platform).to_owned(),
-            current_time: time,
-            prefetch: false,
-        }
-    }
 }
 
 /// Lower-case hex SHA-256 of the concatenated parts.
@@ -48,14 +32,6 @@ pub fn sha256_hex(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     hex::encode(hasher.finalize())
-}
-
-fn home_url(platform: Platform) -> &'static str {
-    match platform {
-        Platform::Twitter => "https://x.com/home",
-        Platform::Reddit => "https://www.reddit.com/",
-        Platform::Facebook => "https://www.facebook.com/",
-    }
 }
 
 #[cfg(test)]

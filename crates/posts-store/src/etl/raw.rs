@@ -184,12 +184,7 @@ pub(crate) fn load(
         match pool {
             Some(_) => collected.entry(item.platform()).or_default().push(item),
             None => {
-                let session = test_user.session(item.platform(), now);
-                writer.push(PostRow::from_item(
-                    &item,
-                    &session.user_id,
-                    session.current_time,
-                ))?;
+                writer.push(PostRow::from_item(&item, &test_user.user_id, now))?;
                 intake.summary.counts(item.platform()).loaded += 1;
             }
         }

@@ -42,17 +42,8 @@ fn convert(row: &Row<'_>) -> Result<ContentItem, RecordError> {
         award: 0,
         absent: Default::default(),
     };
-    let text = row.text("text").to_owned();
-    let mut item = ContentItem::new(
-        row.required("id")?,
-        row.content_type("type")?,
-        text,
-        row.text("author_name_hash").trim(),
-        row.timestamp("created_at")?,
-        Engagements::Reddit(engagements),
-    );
+    let mut item = row.content_item(Engagements::Reddit(engagements))?;
     item.title = row.optional("title");
-    item.parent_id = row.optional("parent_id");
     item.post_id = row.optional("post_id");
     let mut urls = item.title.as_deref().map(urls_in_text).unwrap_or_default();
     urls.extend(urls_in_text(&item.text));

@@ -102,35 +102,6 @@ pub fn parse_bound(name: &'static str, text: &str) -> Result<Timestamp, EtlError
     })
 }
 
-/// Builds a synthetic DB at `path` (dropping any posts table there): what the
-/// benchmarks use.
-pub fn build(
-    path: &Path,
-    count: u64,
-    seed: u64,
-    from: Timestamp,
-    to: Timestamp,
-    progress: &mut dyn FnMut(&ProgressEvent),
-) -> Result<SeedSummary, EtlError> {
-    let started = std::time::Instant::now();
-    let options = SyntheticOptions {
-        count,
-        seed,
-        from,
-        to,
-        users: 0,
-    };
-    let mut summary = load(
-        path,
-        &options,
-        WriteMode::DropTable,
-        super::DEFAULT_SALT,
-        progress,
-    )?;
-    summary.elapsed = started.elapsed();
-    Ok(summary)
-}
-
 /// Generates the rows of `options` into the DB at `path`.
 pub(crate) fn load(
     path: &Path,

@@ -236,7 +236,7 @@ impl ReadPool {
         F: FnMut(PostRow<'_>) -> ControlFlow<()>,
     {
         let conn = self.get()?;
-        inspect(&conn)?;
+        check_columns(&conn)?;
         ScanPart::whole(range.clone()).for_each(&conn, visit)
     }
 
@@ -372,6 +372,19 @@ fn quantile_plan(
 
 /// Checks that `posts` has the columns readers need and whether `created_at` is indexed.
 fn inspect(conn: &Connection) -> Result<Layout, ReadError> {
+    check_columns(conn)?;
+    // An index helps a range on created_at only when created_at is its first column.
+    let created_at_indexed: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_index_list('posts') AS il \
+         JOIN pragma_index_info(il.name) AS ii WHERE ii.seqno = 0 AND ii.name = 'created_at')",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(Layout { created_at_indexed })
+}
+
+/// Checks that `posts` has the columns readers need.
+fn check_columns(conn: &Connection) -> Result<(), ReadError> {
     let mut stmt = conn.prepare_cached("SELECT name FROM pragma_table_info('posts')")?;
     let columns: Vec<String> = stmt
         .query_map([], |row| row.get(0))?
@@ -381,7 +394,7 @@ fn inspect(conn: &Connection) -> Result<Layout, ReadError> {
             reason: "there is no table named posts".into(),
         });
     }
-    let missing: Vec<&str> = ["platform", "created_at", "post_blob"]
+    let missing: Vec<&str> = crate::schema::READER_COLUMNS
         .into_iter()
         .filter(|needed| !columns.iter().any(|c| c.eq_ignore_ascii_case(needed)))
         .collect();
@@ -390,12 +403,5 @@ fn inspect(conn: &Connection) -> Result<Layout, ReadError> {
             reason: format!("table posts lacks column(s) {}", missing.join(", ")),
         });
     }
-    // An index helps a range on created_at only when created_at is its first column.
-    let created_at_indexed: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_index_list('posts') AS il \
-         JOIN pragma_index_info(il.name) AS ii WHERE ii.seqno = 0 AND ii.name = 'created_at')",
-        [],
-        |row| row.get(0),
-    )?;
-    Ok(Layout { created_at_indexed })
+    Ok(())
 }

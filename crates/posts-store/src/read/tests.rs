@@ -9,33 +9,14 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 
-/// The seed's schema (text ids).
-const TEXT_ID_DDL: &str = "CREATE TABLE posts (id TEXT PRIMARY KEY, session_timestamp TIMESTAMP, \
-    session_user_id TEXT, platform TEXT, type TEXT, author_name_hash TEXT, created_at TIMESTAMP, \
-    post_blob TEXT)";
-/// The later published variant (integer ids, extra post_id).
-const INTEGER_ID_DDL: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY AUTOINCREMENT, \
-    post_id TEXT, session_timestamp TIMESTAMP, session_user_id TEXT, platform TEXT, type TEXT, \
-    author_name_hash TEXT, created_at TIMESTAMP, post_blob TEXT)";
-const INDEXES: &str = "CREATE INDEX idx_posts_created_at ON posts (created_at); \
-    CREATE INDEX idx_posts_session_user_id ON posts (session_user_id); \
-    CREATE INDEX idx_posts_platform ON posts (platform);";
-
-#[derive(Clone, Copy)]
-enum Variant {
-    TextId,
-    IntegerId,
-}
+use crate::schema::{SchemaVariant as Variant, create_indexes};
 
 /// Creates a posts DB at `path` holding one post per `created_at` value.
 fn make_db(path: &Path, variant: Variant, indexed: bool, created: &[String]) {
     let mut conn = Connection::open(path).unwrap();
-    match variant {
-        Variant::TextId => conn.execute_batch(TEXT_ID_DDL).unwrap(),
-        Variant::IntegerId => conn.execute_batch(INTEGER_ID_DDL).unwrap(),
-    }
+    conn.execute_batch(variant.table_ddl()).unwrap();
     if indexed {
-        conn.execute_batch(INDEXES).unwrap();
+        create_indexes(&conn).unwrap();
     }
     let tx = conn.transaction().unwrap();
     {
@@ -44,7 +25,7 @@ fn make_db(path: &Path, variant: Variant, indexed: bool, created: &[String]) {
                 "INSERT INTO posts (id, platform, type, created_at, post_blob) \
                  VALUES (?1, ?2, 'post', ?3, ?4)"
             }
-            Variant::IntegerId => {
+            Variant::AutoIncrementId => {
                 "INSERT INTO posts (post_id, platform, type, created_at, post_blob) \
                  VALUES (?1, ?2, 'post', ?3, ?4)"
             }
@@ -170,7 +151,7 @@ fn writes_through_the_read_path_fail_and_leave_the_file_unchanged() {
 
 #[test]
 fn scan_uses_between_string_semantics_on_both_variants() {
-    for variant in [Variant::TextId, Variant::IntegerId] {
+    for variant in [Variant::TextId, Variant::AutoIncrementId] {
         for indexed in [true, false] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("posts.db");
@@ -195,7 +176,12 @@ fn scan_uses_between_string_semantics_on_both_variants() {
 fn scan_streams_and_stops_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("posts.db");
-    make_db(&path, Variant::IntegerId, true, &many_timestamps(5000));
+    make_db(
+        &path,
+        Variant::AutoIncrementId,
+        true,
+        &many_timestamps(5000),
+    );
     let pool = ReadPool::open(&path).unwrap();
     let mut blobs = 0;
     let outcome = pool
@@ -260,7 +246,7 @@ fn check_plan(pool: &ReadPool, range: &CreatedAtRange, parts: usize) -> ScanStra
 
 #[test]
 fn plans_cover_the_range_exactly_once() {
-    for variant in [Variant::TextId, Variant::IntegerId] {
+    for variant in [Variant::TextId, Variant::AutoIncrementId] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("posts.db");
         make_db(&path, variant, true, &many_timestamps(30_000));
