@@ -140,7 +140,7 @@ impl RuleBasedExtractor {
             i = match tokens[i].kind {
                 Kind::Word => post.at_word(i, key, out),
                 Kind::Hashtag => {
-                    post.hashtag(i, key, out);
+                    post.hashtag(i, out);
                     i + 1
                 }
                 _ => i + 1,
@@ -627,15 +627,13 @@ impl<'a> Post<'a> {
     /// acronym ("#MAGA"), or a capitalised tag standing on its own ("#DubNation"), which
     /// spaCy reads as names too; other tags in a row of hashtags are topic labels
     /// ("#Resist #TheResistance").
-    fn hashtag(&self, i: usize, key: &mut String, out: &mut Vec<Entity>) {
+    fn hashtag(&self, i: usize, out: &mut Vec<Entity>) {
         let tag = &self.word(i)[1..];
         let lower = self.lower(i);
         if self.lexicon.is_not_entity(lower) {
             return;
         }
-        key.clear();
-        key.push_str(lower);
-        let known = self.lexicon.phrase(key).filter(|entry| {
+        let known = self.lexicon.phrase(lower).filter(|entry| {
             let upper = self.shouting || !tag.chars().any(char::is_lowercase);
             upper || entry.matches_case(std::iter::once(tag))
         });

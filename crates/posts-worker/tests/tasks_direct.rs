@@ -19,9 +19,7 @@ fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
 #[test]
 fn substring_counts_per_platform_with_between_semantics() {
     for variant in VARIANTS {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("posts.db");
-        make_db(&path, variant, &sample_posts());
+        let (_dir, path) = temp_db(variant, &sample_posts());
         let env = env(&path);
         let got = substring_matches_by_platform(
             &env,
@@ -71,9 +69,7 @@ fn substring_on_a_large_range_agrees_with_a_naive_count() {
         posts.push(post(platform, &at, &text));
     }
     for variant in VARIANTS {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("posts.db");
-        make_db(&path, variant, &posts);
+        let (_dir, path) = temp_db(variant, &posts);
         let env = env(&path);
         for (needle, from, to) in [
             ("trump", "2017-05-01", "2017-05-31"),
@@ -147,9 +143,7 @@ fn injection_attempts_are_bound_or_refused_and_change_nothing() {
 
 #[test]
 fn bad_dates_name_the_argument() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::IntegerId, &sample_posts());
+    let (_dir, path) = temp_db(Variant::IntegerId, &sample_posts());
     let env = env(&path);
     let cancel = CancelToken::new();
     let err =
@@ -170,9 +164,7 @@ fn bad_dates_name_the_argument() {
 #[test]
 fn top_entities_count_each_entity_once_per_post() {
     for variant in VARIANTS {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("posts.db");
-        make_db(&path, variant, &sample_posts());
+        let (_dir, path) = temp_db(variant, &sample_posts());
         let env = env(&path);
         let cancel = CancelToken::new();
         let top = count_top_named_entities(&env, &cancel, 3, "2017-05-31", "2017-06-01").unwrap();
@@ -221,9 +213,7 @@ fn cancelled_scans_stop_with_cancelled() {
 #[test]
 fn query_returns_typed_rows() {
     for variant in VARIANTS {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("posts.db");
-        make_db(&path, variant, &sample_posts());
+        let (_dir, path) = temp_db(variant, &sample_posts());
         let env = env(&path);
         let cancel = CancelToken::new();
         let rows = query_posts_db(
@@ -258,9 +248,7 @@ fn query_returns_typed_rows() {
 
 #[test]
 fn query_refuses_writes_and_leaves_the_file_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::TextId, &sample_posts());
+    let (dir, path) = temp_db(Variant::TextId, &sample_posts());
     let before = std::fs::read(&path).unwrap();
     let env = env(&path);
     let cancel = CancelToken::new();
@@ -304,9 +292,7 @@ fn query_refuses_writes_and_leaves_the_file_unchanged() {
 
 #[test]
 fn query_errors_are_typed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::IntegerId, &sample_posts());
+    let (_dir, path) = temp_db(Variant::IntegerId, &sample_posts());
     let env = env_with(
         &path,
         Limits {
@@ -354,9 +340,7 @@ fn query_errors_are_typed() {
 
 #[test]
 fn a_cancelled_query_is_interrupted_inside_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::TextId, &sample_posts());
+    let (_dir, path) = temp_db(Variant::TextId, &sample_posts());
     let env = env(&path);
     let cancel = CancelToken::new();
     let canceller = {

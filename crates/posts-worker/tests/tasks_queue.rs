@@ -255,9 +255,7 @@ fn uuid_like() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_through_the_memory_broker() {
     for variant in VARIANTS {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("posts.db");
-        make_db(&path, variant, &sample_posts());
+        let (_dir, path) = temp_db(variant, &sample_posts());
         let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new("posts-tasks"));
         with_worker(broker, env(&path), |client| exercise(client, &path)).await;
     }
@@ -267,9 +265,7 @@ async fn tasks_through_the_memory_broker() {
 async fn tasks_through_redis() {
     let redis = redis_harness::TestRedis::shared().unwrap_or_else(|e| panic!("{e}"));
     for variant in VARIANTS {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("posts.db");
-        make_db(&path, variant, &sample_posts());
+        let (_dir, path) = temp_db(variant, &sample_posts());
         let namespace = redis_harness::unique_namespace("tasks");
         let broker: Arc<dyn Broker> =
             Arc::new(RedisBroker::connect(redis.url(), &namespace).await.unwrap());

@@ -46,7 +46,7 @@ pub struct GlobalOptions {
     #[arg(
         long,
         env = "POSTS_DB_PATH",
-        default_value = "sample_data/sample_posts.db",
+        default_value = posts_store::etl::DEFAULT_DB_PATH,
         global = true
     )]
     pub db: PathBuf,
@@ -128,7 +128,10 @@ async fn connect_redis(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker
     match tokio::time::timeout(CONNECT_TIMEOUT, broker.ping()).await {
         Ok(Ok(())) => Ok(Arc::new(broker)),
         Ok(Err(err)) => Err(unreachable_redis(global, &err.to_string())),
-        Err(_) => Err(unreachable_redis(global, "no answer within 3 s")),
+        Err(_) => Err(unreachable_redis(
+            global,
+            &format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        )),
     }
 }
 
@@ -159,6 +162,9 @@ struct WorkerBroker {
 impl WorkerBroker {
     fn memory(namespace: &str) -> anyhow::Result<Self> {
         let broker = MemoryBroker::try_new(namespace)?;
+        tracing::warn!(
+            "memory broker: only this process's scheduler can enqueue jobs, and results stay in this process"
+        );
         Ok(WorkerBroker {
             schedules: broker.schedule_store(),
             broker: Arc::new(broker),

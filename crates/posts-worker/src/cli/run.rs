@@ -30,11 +30,6 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
         broker,
         schedules: schedule_store,
     } = worker_broker(global).await?;
-    if global.broker == Some(super::BrokerKind::Memory) {
-        tracing::warn!(
-            "memory broker: only this process's scheduler can enqueue jobs, and results stay in this process"
-        );
-    }
 
     let mut app = App::new();
     posts_worker::tasks::register(&mut app, env);

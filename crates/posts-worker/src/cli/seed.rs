@@ -11,7 +11,7 @@ use super::GlobalOptions;
 #[derive(clap::Args)]
 pub struct Args {
     /// Directory holding facebook.csv, reddit.csv, twitter.json and *.jsonl.
-    #[arg(long, default_value = "sample_data/raw")]
+    #[arg(long, default_value = posts_store::etl::DEFAULT_RAW_DIR)]
     raw_dir: PathBuf,
     /// Do nothing when the DB already exists.
     #[arg(long)]

@@ -2,7 +2,17 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 
+use posts_store::read::CreatedAtRange;
+
 use super::error::TasksError;
+
+/// The `created_at` range from the task arguments `from_` and `to`, both checked with
+/// [`check_timestamp`].
+pub(crate) fn checked_range(from: &str, to: &str) -> Result<CreatedAtRange, TasksError> {
+    check_timestamp("from_", from)?;
+    check_timestamp("to", to)?;
+    Ok(CreatedAtRange::new(from, to))
+}
 
 /// Checks that `value` is a calendar date `YYYY-MM-DD` or a date-time `YYYY-MM-DD HH:MM:SS`,
 /// the forms whose text order is time order against the stored timestamps.

@@ -5,11 +5,10 @@ use std::collections::HashMap;
 
 use chrono::{SecondsFormat, Utc};
 use posts_entities::Entity;
-use posts_store::read::CreatedAtRange;
 use serde::Serialize;
 
 use super::PostsEnv;
-use super::args::{check_timestamp, check_top_k};
+use super::args::{check_top_k, checked_range};
 use super::cancel::CancelToken;
 use super::error::TasksError;
 use super::parallel::fold_range;
@@ -43,10 +42,8 @@ pub fn count_top_named_entities(
     to: &str,
 ) -> Result<TopNamedEntities, TasksError> {
     let k = check_top_k(k)?;
-    check_timestamp("from_", from)?;
-    check_timestamp("to", to)?;
+    let range = checked_range(from, to)?;
     let extractor = env.extractor();
-    let range = CreatedAtRange::new(from, to);
     let folded = fold_range(
         env.pool(),
         cancel,
@@ -62,12 +59,7 @@ pub fn count_top_named_entities(
             tally.found.sort_unstable_by(|a, b| a.text.cmp(&b.text));
             tally.found.dedup_by(|a, b| a.text == b.text);
             for entity in tally.found.drain(..) {
-                match tally.posts_mentioning.get_mut(entity.text.as_str()) {
-                    Some(n) => *n += 1,
-                    None => {
-                        tally.posts_mentioning.insert(entity.text, 1);
-                    }
-                }
+                *tally.posts_mentioning.entry(entity.text).or_insert(0) += 1;
             }
         },
         |a, b| {

@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use posts_store::read::CreatedAtRange;
 use serde::Serialize;
 
 use super::PostsEnv;
-use super::args::check_timestamp;
+use super::args::checked_range;
 use super::cancel::CancelToken;
 use super::error::TasksError;
 use super::matcher::Matcher;
@@ -44,10 +43,8 @@ pub fn substring_matches_by_platform(
     from: &str,
     to: &str,
 ) -> Result<SubstringMatches, TasksError> {
-    check_timestamp("from_", from)?;
-    check_timestamp("to", to)?;
+    let range = checked_range(from, to)?;
     let matcher = Matcher::new(needle);
-    let range = CreatedAtRange::new(from, to);
     let folded = fold_range(
         env.pool(),
         cancel,

@@ -3,25 +3,14 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use posts_entities::{Entity, EntityExtractor, Label};
 use posts_store::read::ReadPool;
+use posts_store::schema::{SchemaVariant, create_posts_table_variant};
 use posts_worker::tasks::{Limits, PostsEnv};
 use rusqlite::Connection;
-
-/// The seed's schema (text ids).
-pub const TEXT_ID_DDL: &str = "CREATE TABLE posts (id TEXT PRIMARY KEY, session_timestamp \
-    TIMESTAMP, session_user_id TEXT, platform TEXT, type TEXT, author_name_hash TEXT, \
-    created_at TIMESTAMP, post_blob TEXT)";
-/// The later published variant (integer ids, extra post_id).
-pub const INTEGER_ID_DDL: &str = "CREATE TABLE posts (id INTEGER PRIMARY KEY AUTOINCREMENT, \
-    post_id TEXT, session_timestamp TIMESTAMP, session_user_id TEXT, platform TEXT, type TEXT, \
-    author_name_hash TEXT, created_at TIMESTAMP, post_blob TEXT)";
-const INDEXES: &str = "CREATE INDEX idx_posts_created_at ON posts (created_at); \
-    CREATE INDEX idx_posts_session_user_id ON posts (session_user_id); \
-    CREATE INDEX idx_posts_platform ON posts (platform);";
 
 /// Which schema a test database uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +20,15 @@ pub enum Variant {
 }
 
 pub const VARIANTS: [Variant; 2] = [Variant::TextId, Variant::IntegerId];
+
+impl Variant {
+    fn schema(self) -> SchemaVariant {
+        match self {
+            Variant::TextId => SchemaVariant::TextId,
+            Variant::IntegerId => SchemaVariant::AutoIncrementId,
+        }
+    }
+}
 
 /// One row to insert.
 #[derive(Debug, Clone)]
@@ -70,15 +68,19 @@ pub fn raw_post(platform: Option<&str>, created_at: &str, blob: Option<&str>) ->
     }
 }
 
+/// A posts database with `posts` in a fresh temporary directory (deleted with the
+/// returned handle).
+pub fn temp_db(variant: Variant, posts: &[Post]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(&path, variant, posts);
+    (dir, path)
+}
+
 /// Creates a posts database at `path` with `posts` (indexed like the seed).
 pub fn make_db(path: &Path, variant: Variant, posts: &[Post]) {
     let mut conn = Connection::open(path).unwrap();
-    conn.execute_batch(match variant {
-        Variant::TextId => TEXT_ID_DDL,
-        Variant::IntegerId => INTEGER_ID_DDL,
-    })
-    .unwrap();
-    conn.execute_batch(INDEXES).unwrap();
+    create_posts_table_variant(&conn, variant.schema()).unwrap();
     let tx = conn.transaction().unwrap();
     {
         let sql = match variant {
