@@ -162,7 +162,7 @@ impl TestRedis {
         };
         match LocalServer::start() {
             Ok(server) => Ok(TestRedis {
-                url: local_url(server.port()),
+                url: server.url(),
                 source: RedisSource::LocalServer,
                 backing: Backing::Local(server),
             }),
@@ -233,18 +233,10 @@ impl OwnedRedis {
     }
 
     fn from_server(server: LocalServer) -> OwnedRedis {
-        let auth = server
-            .password()
-            .map(|password| format!(":{password}@"))
-            .unwrap_or_default();
-        let url = format!("redis://{auth}127.0.0.1:{}/0", server.port());
-        let tls_url = server
-            .tls()
-            .map(|tls| format!("rediss://{auth}localhost:{}/0", tls.port));
         OwnedRedis {
+            url: server.url(),
+            tls_url: server.tls_url(),
             server,
-            url,
-            tls_url,
         }
     }
 
@@ -280,10 +272,6 @@ impl OwnedRedis {
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         self.server.restart()
     }
-}
-
-fn local_url(port: u16) -> String {
-    format!("redis://127.0.0.1:{port}/0")
 }
 
 /// A namespace no other test uses: `test-<prefix>-<pid>-<counter>-<random>`.

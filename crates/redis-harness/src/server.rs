@@ -103,8 +103,23 @@ impl LocalServer {
         self.port
     }
 
-    pub(crate) fn password(&self) -> Option<&str> {
-        self.password.as_deref()
+    /// The `redis://` URL, with the password if the server requires one.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://{}127.0.0.1:{}/0", self.auth(), self.port)
+    }
+
+    /// The `rediss://` URL of the TLS listener, if there is one (host `localhost`, the
+    /// name its certificate is for).
+    pub(crate) fn tls_url(&self) -> Option<String> {
+        let tls = self.tls.as_ref()?;
+        Some(format!("rediss://{}localhost:{}/0", self.auth(), tls.port))
+    }
+
+    fn auth(&self) -> String {
+        self.password
+            .as_deref()
+            .map(|password| format!(":{password}@"))
+            .unwrap_or_default()
     }
 
     pub(crate) fn tls(&self) -> Option<&TlsListener> {
