@@ -6,6 +6,11 @@
 //! testcontainers Redis when a Docker engine answers, else a local `redis-server` on a free
 //! port. A Redis the developer already runs (e.g. on 6379) is used only when `REDIS_URL`
 //! names it. The process exits with the exit code of `cargo test`.
+//!
+//! A local `redis-server` binary is required in every case: the fault, TLS and password
+//! tests start private servers they may kill, whatever `REDIS_URL` says, so the run stops
+//! up front with a message saying how to install it rather than failing those tests one
+//! by one.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -28,7 +33,12 @@ pub struct Args {
     cargo_test_args: Vec<String>,
 }
 
+/// The variable that names the `redis-server` binary when it is not on `PATH` (the
+/// harness reads the same one).
+const REDIS_SERVER_ENV: &str = "REDIS_SERVER";
+
 pub fn run(args: Args) -> anyhow::Result<()> {
+    require_redis_server()?;
     let root = workspace_root();
     seed_sample_db_if_missing(&root)?;
 
@@ -50,6 +60,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::process::exit(code);
     }
     Ok(())
+}
+
+/// Fails with instructions unless `redis-server` (or `$REDIS_SERVER`) can be started.
+fn require_redis_server() -> anyhow::Result<()> {
+    let binary = std::env::var(REDIS_SERVER_ENV).unwrap_or_else(|_| "redis-server".to_owned());
+    let started = std::process::Command::new(&binary)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match started {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => {
+            anyhow::bail!("`{binary} --version` failed ({status}); is it a redis-server?")
+        }
+        Err(error) => anyhow::bail!(
+            "cannot run `{binary}` ({error}). The fault, TLS and password tests start \
+             redis-server processes of their own even when {REDIS_URL_ENV} is set. Install \
+             it (`apt-get install redis-server`, `brew install redis`) or set \
+             {REDIS_SERVER_ENV} to its path."
+        ),
+    }
 }
 
 /// The workspace root: xtask lives one level below it.

@@ -12,6 +12,8 @@ Usage:
     /tmp/spacyenv/bin/python eval/label_with_spacy.py posts.txt > tests/data/dev_set.jsonl
     /tmp/spacyenv/bin/python eval/label_with_spacy.py --sample-data ../../sample_data/raw \
         > tests/data/sample_set.jsonl
+    /tmp/spacyenv/bin/python eval/label_with_spacy.py --all-heldout tests/data/novel_set.jsonl \
+        > /tmp/novel_set.jsonl && mv /tmp/novel_set.jsonl tests/data/novel_set.jsonl
 
 Input: one post per line (blank lines skipped); or the texts of a JSONL file this script
 wrote (to relabel it with another spaCy version, keeping the order and so the splits); or,
@@ -20,7 +22,8 @@ facebook.csv, reddit.csv with the title before the text), newlines folded to spa
 Output: one JSON object per post,
 `{"text": ..., "split": "tune"|"heldout", "entities": [{"text": ..., "label": ...}, ...]}`,
 keeping only the labels the extractor produces. Every post whose line index ends in
-2, 5 or 8 goes to the held-out split (30%), which is never used for tuning.
+2, 5 or 8 goes to the held-out split (30%), which is never used for tuning; with
+--all-heldout every post does (the novel-entity set, whose entities are in no word list).
 """
 
 import csv
@@ -58,13 +61,16 @@ def sample_data_texts(directory):
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--sample-data":
-        posts = sample_data_texts(sys.argv[2])
-    elif len(sys.argv) == 2 and sys.argv[1].endswith(".jsonl"):
-        with open(sys.argv[1], encoding="utf-8") as source:
+    args = sys.argv[1:]
+    all_heldout = "--all-heldout" in args
+    args = [arg for arg in args if arg != "--all-heldout"]
+    if len(args) == 2 and args[0] == "--sample-data":
+        posts = sample_data_texts(args[1])
+    elif len(args) == 1 and args[0].endswith(".jsonl"):
+        with open(args[0], encoding="utf-8") as source:
             posts = [json.loads(line)["text"] for line in source if line.strip()]
-    elif len(sys.argv) == 2:
-        with open(sys.argv[1], encoding="utf-8") as source:
+    elif len(args) == 1:
+        with open(args[0], encoding="utf-8") as source:
             posts = [line.rstrip("\n") for line in source if line.strip()]
     else:
         sys.exit(__doc__)
@@ -75,7 +81,8 @@ def main():
             for ent in doc.ents
             if ent.label_ in KEPT_LABELS
         ]
-        split = "heldout" if index % 10 in HELDOUT_DIGITS else "tune"
+        held_out = all_heldout or index % 10 in HELDOUT_DIGITS
+        split = "heldout" if held_out else "tune"
         record = {"text": doc.text, "split": split, "entities": entities}
         print(json.dumps(record, ensure_ascii=False))
 
