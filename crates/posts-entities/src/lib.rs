@@ -10,7 +10,11 @@
 //! `"the White House"` keeps its article, URLs and @mentions are never entities).
 //!
 //! The word lists live in `data/*.txt` (one entry a line, compiled in with `include_str!`).
-//! Quality is measured against spaCy on `tests/data/*.jsonl` by the `dev_set` test;
+//! Quality is measured against spaCy on `tests/data/*.jsonl` by the `dev_set` test. F1 on
+//! entity texts (what the worker counts) / on (text, label) pairs: dev set held-out split
+//! 0.856 / 0.711, sample-data set 0.785 / 0.622, and 0.697 / 0.338 on the novel-entity set,
+//! whose entities are in no word list. Most entities found only in the dev set's held-out
+//! split are word-list entries, so the novel-entity set is the figure for unseen names;
 //! `cargo run -p posts-entities --example evaluate -- --diff` shows where the two disagree,
 //! `eval/label_with_spacy.py` (optional, Python) relabels a set of posts, and
 //! `cargo run --release -p posts-entities --example throughput` measures posts per second.

@@ -22,14 +22,14 @@ const TOP10_OVERLAP_FLOOR: usize = 8;
 const SAMPLE_F1_FLOOR: f64 = 0.76;
 const SAMPLE_TOP10_OVERLAP_FLOOR: usize = 7;
 /// F1 when the label must match too (the worker counts texts, so this is stricter than
-/// what it needs). Measured: tuning split TUNE_L, held-out split HELD_L, sample-data set SAMPLE_L.
-const TUNE_LABELLED_F1_FLOOR: f64 = 0.0;
-const HELDOUT_LABELLED_F1_FLOOR: f64 = 0.0;
-const SAMPLE_LABELLED_F1_FLOOR: f64 = 0.0;
+/// what it needs). Measured: tuning split 0.736, held-out split 0.711, sample-data set 0.622.
+const TUNE_LABELLED_F1_FLOOR: f64 = 0.71;
+const HELDOUT_LABELLED_F1_FLOOR: f64 = 0.69;
+const SAMPLE_LABELLED_F1_FLOOR: f64 = 0.60;
 /// Measured on the novel-entity set (no entity in any word list, so the figure shows how
-/// the rules generalise): F1 NOVEL, with labels NOVEL_L.
-const NOVEL_F1_FLOOR: f64 = 0.0;
-const NOVEL_LABELLED_F1_FLOOR: f64 = 0.0;
+/// the rules generalise): F1 0.697 (precision 0.781, recall 0.629), with labels 0.338.
+const NOVEL_F1_FLOOR: f64 = 0.67;
+const NOVEL_LABELLED_F1_FLOOR: f64 = 0.31;
 
 fn posts() -> Vec<scoring::LabelledPost> {
     parse(scoring::DEV_SET, "dev_set.jsonl")
