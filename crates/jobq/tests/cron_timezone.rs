@@ -15,7 +15,8 @@ use serde_json::json;
 const CHILD_ENV: &str = "JOBQ_TEST_CRON_TZ_CHILD";
 const SCHEDULES: [(&str, &str); 3] = [
     ("nightly", "0 3 * * *"),
-    ("monday", "30 12 * * 1"),
+    // Named: the cron crate numbers days of week 1 = Sunday, unlike Unix cron (1 = Monday).
+    ("monday", "30 12 * * MON"),
     ("leap", "0 0 29 2 *"),
 ];
 

@@ -78,18 +78,27 @@ fn run_and_submit_wait_work_over_rediss() {
     let refused = command(&url, &namespace, &db, None, &["status", "--json"])
         .output()
         .expect("posts-worker status runs");
-    assert!(!refused.status.success(), "an untrusted server was accepted");
+    assert!(
+        !refused.status.success(),
+        "an untrusted server was accepted"
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr).to_lowercase();
     assert!(
         stderr.contains("no redis answers") && stderr.contains("certificate"),
         "{stderr}"
     );
 
-    let worker = command(&url, &namespace, &db, Some(&ca), &["run", "--concurrency", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("posts-worker run starts");
+    let worker = command(
+        &url,
+        &namespace,
+        &db,
+        Some(&ca),
+        &["run", "--concurrency", "2"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("posts-worker run starts");
     let mut worker = KillOnDrop(worker);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -107,7 +116,10 @@ fn run_and_submit_wait_work_over_rediss() {
         if let Some(exit) = worker.0.try_wait().expect("worker state") {
             panic!("the worker exited over TLS: {exit}");
         }
-        assert!(Instant::now() < deadline, "the worker never registered: {stats}");
+        assert!(
+            Instant::now() < deadline,
+            "the worker never registered: {stats}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -131,6 +143,12 @@ fn run_and_submit_wait_work_over_rediss() {
     check(&submitted, "submit --wait over TLS");
     let counts: Value = serde_json::from_slice(&submitted.stdout).expect("the result is JSON");
     let total = counts["total_rows"].as_u64().expect("total_rows");
-    assert!(total > 0, "the sample data has posts on 2017-05-31: {counts}");
-    assert!(worker.0.try_wait().expect("worker state").is_none(), "the worker exited");
+    assert!(
+        total > 0,
+        "the sample data has posts on 2017-05-31: {counts}"
+    );
+    assert!(
+        worker.0.try_wait().expect("worker state").is_none(),
+        "the worker exited"
+    );
 }
