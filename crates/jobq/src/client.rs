@@ -18,6 +18,17 @@ use crate::message::{JobMessage, ResultRecord, millis, now_ms};
 /// The queue jobs go to unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
 
+/// The largest serialized arguments (bytes of JSON) a [`Client`] sends unless told
+/// otherwise with [`Client::with_argument_limit`]: 1 MiB, like the worker's result limit.
+/// Bulk data belongs in the posts database or an explicit key, not in a job message that
+/// every fetch, retry and dead letter copies.
+pub const DEFAULT_ARGUMENT_LIMIT: usize = 1024 * 1024;
+
+/// How long [`AsyncResult::get`] waits before asking again while Redis does not answer;
+/// doubled per failed attempt up to [`RECONNECT_MAX_PAUSE`].
+const RECONNECT_FIRST_PAUSE: Duration = Duration::from_millis(50);
+const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(1);
+
 /// Options of [`Client::apply_async`]. `SendOptions::default()` sends at once to the
 /// default queue with the task's own retry policy and time limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,6 +71,7 @@ pub enum JobState {
 #[derive(Clone)]
 pub struct Client {
     broker: Arc<dyn Broker>,
+    argument_limit: usize,
 }
 
 impl fmt::Debug for Client {
@@ -76,7 +88,15 @@ impl Client {
     pub fn new(broker: impl Broker) -> Self {
         Self {
             broker: Arc::new(broker),
+            argument_limit: DEFAULT_ARGUMENT_LIMIT,
         }
+    }
+
+    /// Refuses arguments whose JSON is larger than `bytes` with
+    /// [`Error::ArgumentsTooLarge`] instead of [`DEFAULT_ARGUMENT_LIMIT`].
+    pub fn with_argument_limit(mut self, bytes: usize) -> Self {
+        self.argument_limit = bytes;
+        self
     }
 
     /// The broker this client sends through.
@@ -177,6 +197,14 @@ impl Client {
                     ),
                 });
             }
+            let size = json_size(&args);
+            if size > self.argument_limit {
+                return Err(Error::ArgumentsTooLarge {
+                    task: task.to_owned(),
+                    size,
+                    limit: self.argument_limit,
+                });
+            }
             let message = JobMessage {
                 id: uuid::Uuid::new_v4().to_string(),
                 task: task.to_owned(),
@@ -270,6 +298,24 @@ impl Client {
     }
 }
 
+/// The length of `value` serialized as compact JSON, without building the string.
+fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` into a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
 fn due_time(options: &SendOptions, now: u64) -> Result<Option<u64>, Error> {
     let from_countdown = options.countdown.map(|c| now.saturating_add(millis(c)));
     let from_eta =
@@ -327,13 +373,32 @@ impl<T: DeserializeOwned> AsyncResult<T> {
     }
 
     /// Waits up to `timeout` for the job to finish. Blocks on the broker (no polling).
+    /// While Redis does not answer (restarting, unreachable), it keeps asking again with a
+    /// growing pause until `timeout` is spent, so a result stored after a restart is
+    /// still returned.
     ///
     /// Errors: [`Error::Timeout`] when it did not finish in time, [`Error::Failed`] with the
-    /// task's failure when it failed.
+    /// task's failure when it failed, and the last connection error ([`Error::Redis`],
+    /// [`Error::Pool`], [`Error::RedisTimeout`]) when Redis never answered within `timeout`.
     pub async fn get(&self, timeout: Duration) -> Result<T, Error> {
-        match self.broker.wait_result(&self.id, timeout).await? {
-            Some(record) => decode_record(&record),
-            None => Err(Error::Timeout),
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = RECONNECT_FIRST_PAUSE;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.broker.wait_result(&self.id, left).await {
+                Ok(Some(record)) => return decode_record(&record),
+                Ok(None) => return Err(Error::Timeout),
+                Err(error) if is_connection_error(&error) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(error);
+                    }
+                    tracing::debug!(job_id = %self.id, %error, "redis unavailable while waiting for a result; asking again");
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(RECONNECT_MAX_PAUSE);
+                }
+                Err(error) => return Err(error),
+            }
         }
     }
 
@@ -366,6 +431,21 @@ impl<T: DeserializeOwned> AsyncResult<T> {
     /// Deletes the stored result and state.
     pub async fn forget(&self) -> Result<(), Error> {
         self.broker.forget(&self.id).await
+    }
+}
+
+/// Whether `error` means Redis could not be reached (as opposed to a refused command).
+fn is_connection_error(error: &Error) -> bool {
+    match error {
+        Error::Redis { source, .. } => {
+            source.is_io_error()
+                || source.is_connection_refusal()
+                || source.is_connection_dropped()
+                || source.is_timeout()
+                || source.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+        }
+        Error::Pool { .. } | Error::RedisTimeout { .. } => true,
+        _ => false,
     }
 }
 

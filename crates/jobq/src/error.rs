@@ -80,6 +80,21 @@ pub enum Error {
         /// What is wrong with them.
         reason: String,
     },
+    /// The arguments' JSON is larger than the client's limit
+    /// ([`DEFAULT_ARGUMENT_LIMIT`](crate::DEFAULT_ARGUMENT_LIMIT) unless configured with
+    /// [`Client::with_argument_limit`](crate::Client::with_argument_limit)).
+    #[error(
+        "the arguments for task {task:?} are {size} bytes of JSON, over the limit of {limit} \
+         bytes; pass a reference (a database id, an explicit key) instead of the data"
+    )]
+    ArgumentsTooLarge {
+        /// The task the arguments were meant for.
+        task: String,
+        /// Their serialized size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A send option is out of range.
     #[error("invalid option {option}: {reason}")]
     InvalidOption {

@@ -92,7 +92,9 @@ mod worker;
 pub use admin::{DeadLetter, Stats};
 pub use app::{App, FromArgs, TaskBuilder, TaskBuilderWithArgs};
 pub use broker::{Broker, MemoryBroker, RedisBroker};
-pub use client::{AsyncResult, Client, DEFAULT_QUEUE, JobState, SendOptions};
+pub use client::{
+    AsyncResult, Client, DEFAULT_ARGUMENT_LIMIT, DEFAULT_QUEUE, JobState, SendOptions,
+};
 pub use error::{Error, TaskFailure};
 pub use message::{JobMessage, ResultRecord};
 pub use retry::RetryPolicy;

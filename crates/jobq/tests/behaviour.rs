@@ -6,10 +6,13 @@ mod common;
 use std::time::{Duration, Instant, SystemTime};
 
 use jobq::broker::NewJob;
-use jobq::{AsyncResult, Broker, Client, Error, JobState, SendOptions, TaskError, WorkerConfig};
+use jobq::{
+    AsyncResult, Broker, Client, DEFAULT_ARGUMENT_LIMIT, Error, JobState, SendOptions, TaskError,
+    WorkerConfig,
+};
 use serde_json::{Value, json};
 
-use common::{CANCELLED, RunningWorker, fast_config, test_app};
+use common::{CANCELLED, RunningWorker, fast_config, runs_of, test_app};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -325,12 +328,16 @@ async fn a_large_due_backlog_moves_without_stalling_the_worker<B: Broker + Clone
 async fn results_expire_after_their_ttl<B: Broker + Clone>(broker: B) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
+    // Long enough that a loaded machine still reads the result before it expires; the
+    // expiry is then waited for, and cannot come before the TTL counted from the send.
+    const TTL: Duration = Duration::from_secs(2);
+    let sent_at = Instant::now();
     let res: AsyncResult<i64> = client
         .apply_async(
             "add",
             [1, 1],
             SendOptions {
-                result_ttl: Some(Duration::from_millis(300)),
+                result_ttl: Some(TTL),
                 ..SendOptions::default()
             },
         )
@@ -338,8 +345,17 @@ async fn results_expire_after_their_ttl<B: Broker + Clone>(broker: B) {
         .unwrap()
         .unwrap();
     assert_eq!(res.get(WAIT).await.unwrap(), 2);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(res.try_get().await.unwrap(), None);
+    assert_eq!(res.try_get().await.unwrap(), Some(2));
+    let deadline = Instant::now() + WAIT;
+    while res.try_get().await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the result never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sent_at.elapsed() >= TTL,
+        "expired after {:?}",
+        sent_at.elapsed()
+    );
     assert_eq!(res.state().await.unwrap(), JobState::Pending);
 
     let kept: AsyncResult<i64> = client.delay("add", [2, 1]).await.unwrap();
@@ -395,17 +411,29 @@ async fn explicit_keys_are_written_before_the_ack<B: Broker + Clone>(broker: B) 
     assert!(client.delete_key(&key).await.unwrap());
     assert_eq!(client.get_key(&key).await.unwrap(), None);
 
+    // As with result TTLs: read well within the TTL, then wait for the expiry, which
+    // cannot come before the TTL counted from the send.
+    const TTL: Duration = Duration::from_secs(2);
     let short = format!("jobq-test:{}:short", uuid::Uuid::new_v4());
+    let sent_at = Instant::now();
     let _: String = client
-        .delay("write_key", json!([short, 1, 200]))
+        .delay("write_key", json!([short, 1, TTL.as_millis() as u64]))
         .await
         .unwrap()
         .get(WAIT)
         .await
         .unwrap();
     assert_eq!(client.get_key(&short).await.unwrap().as_deref(), Some("1"));
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(client.get_key(&short).await.unwrap(), None);
+    let deadline = Instant::now() + WAIT;
+    while client.get_key(&short).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the key never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sent_at.elapsed() >= TTL,
+        "expired after {:?}",
+        sent_at.elapsed()
+    );
     worker.stop().await;
 }
 
@@ -630,6 +658,201 @@ async fn bad_sends_get_typed_errors<B: Broker + Clone>(broker: B) {
     );
 }
 
+/// Results larger than the 4 KiB that ride along in the notification are read from the
+/// result key: every byte arrives, for a waiter blocked before the end and one after.
+async fn a_result_over_the_inline_limit_arrives_whole<B: Broker + Clone>(broker: B) {
+    let client = Client::new(broker.clone());
+    let mut waiters = Vec::new();
+    for len in [4097usize, 100_000] {
+        let res: AsyncResult<String> = client.delay("big", [len]).await.unwrap();
+        let early = res.clone();
+        waiters.push((len, res, tokio::spawn(async move { early.get(WAIT).await })));
+    }
+    let worker = RunningWorker::start(test_app(), broker, fast_config());
+    for (len, res, early) in waiters {
+        let expected = "x".repeat(len);
+        assert_eq!(
+            early.await.unwrap().unwrap(),
+            expected,
+            "blocked waiter, {len}"
+        );
+        assert_eq!(res.get(WAIT).await.unwrap(), expected, "late waiter, {len}");
+        assert_eq!(res.try_get().await.unwrap(), Some(expected));
+    }
+    worker.stop().await;
+}
+
+/// Many clients racing to send under one unique key enqueue one job; the key can be sent
+/// again once its claim expires; a unique job may also be delayed.
+async fn unique_keys_hold_under_concurrent_sends_expire_and_combine_with_countdown<
+    B: Broker + Clone,
+>(
+    broker: B,
+) {
+    const SENDERS: usize = 16;
+    const CLAIM: Duration = Duration::from_secs(2);
+    let client = Client::new(broker.clone());
+    let label = format!("unique-{}", uuid::Uuid::new_v4());
+    let options = SendOptions {
+        unique: Some((label.clone(), CLAIM)),
+        ..SendOptions::default()
+    };
+    let claimed_at = Instant::now();
+    let sends: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            let (client, label, options) = (client.clone(), label.clone(), options.clone());
+            tokio::spawn(async move {
+                client
+                    .apply_async::<String>("record_run", [label], options)
+                    .await
+            })
+        })
+        .collect();
+    let mut sent = Vec::new();
+    for send in sends {
+        if let Some(res) = send.await.unwrap().unwrap() {
+            sent.push(res);
+        }
+    }
+    assert_eq!(
+        sent.len(),
+        1,
+        "{SENDERS} racing sends enqueued {} jobs",
+        sent.len()
+    );
+    assert_eq!(
+        client.stats().await.unwrap().queues.get("default"),
+        Some(&1)
+    );
+    let worker = RunningWorker::start(test_app(), broker, fast_config());
+    assert_eq!(sent[0].get(WAIT).await.unwrap(), label);
+    assert_eq!(runs_of(&label), 1);
+
+    // Refused while the claim lives, accepted once it expired (never before its TTL).
+    let deadline = Instant::now() + WAIT;
+    let again = loop {
+        if let Some(res) = client
+            .apply_async::<String>("record_run", [&label], options.clone())
+            .await
+            .unwrap()
+        {
+            break res;
+        }
+        assert!(Instant::now() < deadline, "the unique claim never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        claimed_at.elapsed() >= CLAIM,
+        "claim gone after {:?}",
+        claimed_at.elapsed()
+    );
+    assert_eq!(again.get(WAIT).await.unwrap(), label);
+    assert_eq!(runs_of(&label), 2);
+
+    let delayed_label = format!("{label}-delayed");
+    let delayed = SendOptions {
+        unique: Some((delayed_label.clone(), Duration::from_secs(60))),
+        countdown: Some(Duration::from_millis(500)),
+        ..SendOptions::default()
+    };
+    let sent_at = Instant::now();
+    let first: AsyncResult<String> = client
+        .apply_async("record_run", [&delayed_label], delayed.clone())
+        .await
+        .unwrap()
+        .expect("the first delayed send claims the key");
+    let second: Option<AsyncResult<String>> = client
+        .apply_async("record_run", [&delayed_label], delayed)
+        .await
+        .unwrap();
+    assert!(second.is_none(), "a delayed job's key was claimed twice");
+    assert_eq!(first.get(WAIT).await.unwrap(), delayed_label);
+    assert!(sent_at.elapsed() >= Duration::from_millis(500));
+    assert_eq!(runs_of(&delayed_label), 1);
+    let stats = client.stats().await.unwrap();
+    assert_eq!((stats.delayed, stats.processed), (0, 3), "{stats:?}");
+    worker.stop().await;
+}
+
+/// Arguments over the client's limit are refused before anything is sent, with the task
+/// and both sizes in the error; arguments at the limit go through.
+async fn oversized_arguments_are_refused_with_the_sizes<B: Broker + Clone>(broker: B) {
+    let client = Client::new(broker.clone());
+    let ten_mb = "x".repeat(10 * 1024 * 1024);
+    let error = client
+        .delay::<usize>("length", [&ten_mb])
+        .await
+        .expect_err("a 10 MB argument was accepted");
+    match &error {
+        Error::ArgumentsTooLarge { task, size, limit } => {
+            assert_eq!(task, "length");
+            // The JSON is the string with its quotes, in an array.
+            assert_eq!(*size, ten_mb.len() + 4);
+            assert_eq!(*limit, DEFAULT_ARGUMENT_LIMIT);
+        }
+        other => panic!("expected ArgumentsTooLarge, got {other:?}"),
+    }
+    let message = error.to_string();
+    for part in [
+        "\"length\"",
+        &(ten_mb.len() + 4).to_string(),
+        &DEFAULT_ARGUMENT_LIMIT.to_string(),
+    ] {
+        assert!(message.contains(part), "{part} missing from: {message}");
+    }
+
+    // A batch with one oversized job sends none of them.
+    let batch = client
+        .delay_many::<usize, _>("length", [["short".to_owned()], [ten_mb.clone()]])
+        .await;
+    assert!(
+        matches!(batch, Err(Error::ArgumentsTooLarge { .. })),
+        "{batch:?}"
+    );
+    assert_eq!(client.stats().await.unwrap().queues.get("default"), None);
+
+    let at_limit = "y".repeat(DEFAULT_ARGUMENT_LIMIT - 4);
+    let over_limit = "y".repeat(DEFAULT_ARGUMENT_LIMIT - 3);
+    let refused = client.delay::<usize>("length", [&over_limit]).await;
+    assert!(
+        matches!(refused, Err(Error::ArgumentsTooLarge { size, .. }) if size == DEFAULT_ARGUMENT_LIMIT + 1),
+        "{refused:?}"
+    );
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let length = client
+        .delay::<usize>("length", [&at_limit])
+        .await
+        .expect("arguments at the limit are sent")
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(length, at_limit.len());
+
+    // The limit is the client's to choose.
+    let strict = Client::new(broker).with_argument_limit(100);
+    let refused = strict.delay::<usize>("length", ["z".repeat(97)]).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::ArgumentsTooLarge {
+                size: 101,
+                limit: 100,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let length = strict
+        .delay::<usize>("length", ["z".repeat(96)])
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(length, 96);
+    worker.stop().await;
+}
+
 macro_rules! on_both_brokers {
     ($($scenario:ident),* $(,)?) => {
         mod redis {
@@ -672,4 +895,7 @@ on_both_brokers!(
     graceful_shutdown_puts_back_unfinished_jobs,
     stats_count_queues_workers_and_outcomes,
     bad_sends_get_typed_errors,
+    a_result_over_the_inline_limit_arrives_whole,
+    unique_keys_hold_under_concurrent_sends_expire_and_combine_with_countdown,
+    oversized_arguments_are_refused_with_the_sizes,
 );

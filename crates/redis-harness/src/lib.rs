@@ -12,7 +12,8 @@
 //! sharing it keep apart through [`unique_namespace`].
 //!
 //! [`OwnedRedis`] is a private local server for fault tests, which may SIGKILL and restart it;
-//! [`OwnedRedis::start_secured`] makes one that requires a password and also speaks TLS.
+//! [`OwnedRedis::start_durable`] makes one that keeps its data across a SIGKILL, and
+//! [`OwnedRedis::start_secured`] one that requires a password and also speaks TLS.
 //!
 //! Every server the harness starts dies with the process that started it: on Linux the
 //! child gets `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), and the shared server or
@@ -33,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use testcontainers::{Container, GenericImage};
 
 pub use error::HarnessError;
-use server::{LocalServer, Security};
+use server::{LocalServer, ServerOptions};
 
 /// The variable that points the tests at an existing Redis.
 pub const REDIS_URL_ENV: &str = "REDIS_URL";
@@ -224,10 +225,31 @@ impl OwnedRedis {
     /// with a server certificate for `localhost` from a throwaway CA (see
     /// [`ca_file`](Self::ca_file)). Needs a `redis-server` built with TLS, as Debian's is.
     pub fn start_secured(password: &str) -> Result<OwnedRedis, HarnessError> {
-        Ok(OwnedRedis::from_server(LocalServer::start_secured(
-            Security {
+        OwnedRedis::start_secured_for(password, &["localhost", "127.0.0.1"])
+    }
+
+    /// Like [`start_secured`](Self::start_secured), but with a server certificate valid
+    /// only for `names`: a TLS URL whose host (`localhost`) is not among them must be
+    /// refused by a client that checks host names.
+    pub fn start_secured_for(password: &str, names: &[&str]) -> Result<OwnedRedis, HarnessError> {
+        Ok(OwnedRedis::from_server(LocalServer::start_with(
+            ServerOptions {
                 password: Some(password.to_owned()),
-                tls: true,
+                tls_names: Some(names.iter().map(|n| n.to_string()).collect()),
+                durable: false,
+            },
+        )?))
+    }
+
+    /// Starts a local `redis-server` that appends every write to a file and fsyncs it
+    /// before replying (`appendfsync always`): a [`kill`](Self::kill) loses nothing it
+    /// acknowledged and [`restart`](Self::restart) brings all of it back, as a production
+    /// server with AOF persistence would.
+    pub fn start_durable() -> Result<OwnedRedis, HarnessError> {
+        Ok(OwnedRedis::from_server(LocalServer::start_with(
+            ServerOptions {
+                durable: true,
+                ..ServerOptions::default()
             },
         )?))
     }
@@ -267,8 +289,9 @@ impl OwnedRedis {
         self.server.kill()
     }
 
-    /// Start it again on the same port (empty data: nothing persisted). A running server
-    /// is killed first.
+    /// Start it again on the same port: empty, unless it was started with
+    /// [`start_durable`](Self::start_durable), which brings back everything acknowledged
+    /// before the kill. A running server is killed first.
     pub fn restart(&mut self) -> Result<(), HarnessError> {
         self.server.restart()
     }

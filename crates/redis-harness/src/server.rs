@@ -1,5 +1,5 @@
-//! A throwaway local `redis-server` on a free loopback port: no persistence, its own
-//! temporary directory, killed on drop and when the test process ends.
+//! A throwaway local `redis-server` on a free loopback port: its own temporary directory,
+//! no persistence unless asked to be durable, killed on drop and when the test process ends.
 
 use std::fs;
 use std::io::{self, ErrorKind};
@@ -25,13 +25,17 @@ const PING_TIMEOUT: Duration = Duration::from_millis(250);
 /// Another process may take the probed port before redis binds it.
 const PORT_ATTEMPTS: usize = 5;
 
-/// How a server is secured beyond the defaults (no password, plain TCP only).
+/// How a server differs from the defaults (no password, plain TCP only, nothing kept).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Security {
+pub(crate) struct ServerOptions {
     /// `requirepass`.
     pub(crate) password: Option<String>,
-    /// Also listen with TLS, on a second port, under a throwaway CA.
-    pub(crate) tls: bool,
+    /// Also listen with TLS, on a second port, under a throwaway CA, with a server
+    /// certificate for these names.
+    pub(crate) tls_names: Option<Vec<String>>,
+    /// Append every write to an AOF file, fsynced before the reply, so a SIGKILL loses
+    /// nothing acknowledged and a restart brings the data back.
+    pub(crate) durable: bool,
 }
 
 /// A TLS listener: its port and the files it was configured with.
@@ -47,6 +51,7 @@ pub(crate) struct LocalServer {
     port: u16,
     password: Option<String>,
     tls: Option<TlsListener>,
+    durable: bool,
     dir: TempDir,
     child: Option<Child>,
 }
@@ -54,25 +59,25 @@ pub(crate) struct LocalServer {
 impl LocalServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub(crate) fn start() -> Result<LocalServer, HarnessError> {
-        LocalServer::start_secured(Security::default())
+        LocalServer::start_with(ServerOptions::default())
     }
 
-    /// Starts a server secured as `security` says, on free ports, and waits until it
+    /// Starts a server configured as `options` says, on free ports, and waits until it
     /// answers PING.
-    pub(crate) fn start_secured(security: Security) -> Result<LocalServer, HarnessError> {
+    pub(crate) fn start_with(options: ServerOptions) -> Result<LocalServer, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("redis-harness-")
             .tempdir()
             .map_err(|e| HarnessError::io("creating a temporary directory for redis-server", e))?;
-        let files = if security.tls {
-            Some(write_throwaway_certificates(dir.path())?)
-        } else {
-            None
+        let files = match &options.tls_names {
+            Some(names) => Some(write_throwaway_certificates(dir.path(), names)?),
+            None => None,
         };
         let mut server = LocalServer {
             port: 0,
-            password: security.password,
+            password: options.password,
             tls: None,
+            durable: options.durable,
             dir,
             child: None,
         };
@@ -145,7 +150,8 @@ impl LocalServer {
         Ok(())
     }
 
-    /// Kills the server if it runs, then starts a fresh one (empty data) on the same port.
+    /// Kills the server if it runs, then starts it again on the same port: empty, or with
+    /// everything it acknowledged when it is durable.
     pub(crate) fn restart(&mut self) -> Result<(), HarnessError> {
         self.kill()?;
         let child = self.launch().map_err(LaunchError::into_error)?;
@@ -188,7 +194,12 @@ impl LocalServer {
         command
             .arg("--port")
             .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .args(if self.durable {
+                ["--appendonly", "yes", "--appendfsync", "always"].as_slice()
+            } else {
+                ["--appendonly", "no"].as_slice()
+            })
             .arg("--dir")
             .arg(dir)
             .arg("--logfile")

@@ -9,9 +9,6 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 
 use crate::error::HarnessError;
 
-/// The names the server certificate is valid for; `localhost` is the host of the TLS URL.
-const SERVER_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
-
 /// The PEM files a TLS listener is configured with.
 #[derive(Debug, Clone)]
 pub(crate) struct TlsFiles {
@@ -21,8 +18,11 @@ pub(crate) struct TlsFiles {
     pub(crate) key: PathBuf,
 }
 
-/// Creates a fresh CA and a server certificate for [`SERVER_NAMES`] in `dir`.
-pub(crate) fn write_throwaway_certificates(dir: &Path) -> Result<TlsFiles, HarnessError> {
+/// Creates a fresh CA and a server certificate for `server_names` in `dir`.
+pub(crate) fn write_throwaway_certificates(
+    dir: &Path,
+    server_names: &[String],
+) -> Result<TlsFiles, HarnessError> {
     let generate = |e: rcgen::Error| HarnessError::Certificate(e.to_string());
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(generate)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -32,8 +32,7 @@ pub(crate) fn write_throwaway_certificates(dir: &Path) -> Result<TlsFiles, Harne
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(generate)?)
         .map_err(generate)?;
     let server_key = KeyPair::generate().map_err(generate)?;
-    let server_names: Vec<String> = SERVER_NAMES.iter().map(|n| n.to_string()).collect();
-    let server = CertificateParams::new(server_names)
+    let server = CertificateParams::new(server_names.to_vec())
         .map_err(generate)?
         .signed_by(&server_key, &ca)
         .map_err(generate)?;

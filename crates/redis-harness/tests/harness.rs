@@ -273,3 +273,23 @@ fn helper_obtain_with_url() {
         Err(error) => println!("ERROR {error}"),
     }
 }
+
+#[test]
+fn a_durable_server_keeps_acknowledged_writes_across_a_sigkill() {
+    let mut redis = OwnedRedis::start_durable().expect("start a durable redis-server");
+    let url = redis.url().to_string();
+    assert_eq!(command(&url, &["SET", "k", "v"]).expect("SET"), "+OK\r\n");
+    assert_eq!(
+        command(&url, &["RPUSH", "l", "a", "b"]).expect("RPUSH"),
+        ":2\r\n"
+    );
+    redis.kill().expect("kill");
+    assert!(
+        TcpStream::connect(address(&url)).is_err(),
+        "still listening"
+    );
+    redis.restart().expect("restart");
+    assert_eq!(redis.url(), url, "restart keeps the port");
+    assert_eq!(command(&url, &["GET", "k"]).expect("GET"), "$1\r\nv\r\n");
+    assert_eq!(command(&url, &["LLEN", "l"]).expect("LLEN"), ":2\r\n");
+}

@@ -27,7 +27,9 @@
 //!   runtime with [`Scheduler::add`] stay until [`Scheduler::remove`]d.
 //! - **Ticks** are wall-clock instants every scheduler computes the same way: intervals
 //!   are multiples of the period since the Unix epoch, cron expressions are evaluated in
-//!   UTC. Running schedulers re-read the store every [`DEFAULT_REFRESH`], so schedules
+//!   UTC. **Cron is always UTC**, whatever the host's `TZ` (there is no time-zone option):
+//!   `0 3 * * *` fires at 03:00 UTC, which is 04:00 or 05:00 in Berlin. A sparse
+//!   expression such as `0 0 29 2 *` simply waits for the next 29 February. Running schedulers re-read the store every [`DEFAULT_REFRESH`], so schedules
 //!   added or removed elsewhere take effect without a restart.
 //! - **Exactly once per tick**, however many schedulers run: each tick is sent with
 //!   [`SendOptions::unique`](crate::SendOptions::unique) under the key

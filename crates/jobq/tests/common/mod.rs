@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,9 +19,14 @@ use tokio::task::JoinHandle;
 /// A Redis broker on the shared test Redis, in a namespace of its own.
 pub async fn redis_broker(prefix: &str) -> RedisBroker {
     let redis = TestRedis::shared().unwrap_or_else(|e| panic!("no Redis for the tests: {e}"));
-    RedisBroker::connect(redis.url(), &unique_namespace(prefix))
+    redis_broker_at(redis.url(), &unique_namespace(prefix)).await
+}
+
+/// A Redis broker on the server at `url` (a private or secured one), in `namespace`.
+pub async fn redis_broker_at(url: &str, namespace: &str) -> RedisBroker {
+    RedisBroker::connect(url, namespace)
         .await
-        .expect("connect to the test redis")
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
 }
 
 /// A memory broker.
@@ -29,12 +35,16 @@ pub async fn memory_broker(prefix: &str) -> MemoryBroker {
 }
 
 /// Worker settings that keep the suite fast: short heartbeats, visibility and waits.
+///
+/// The heartbeat lives three intervals (3 s), so a live worker starved of CPU for a
+/// second or two on a loaded machine is not taken for dead and has its jobs run twice;
+/// recovering a dead worker's jobs still takes only a few seconds.
 pub fn fast_config() -> WorkerConfig {
     WorkerConfig {
         concurrency: 4,
         prefetch: 16,
-        heartbeat_interval: Duration::from_millis(100),
-        visibility_timeout: Duration::from_millis(300),
+        heartbeat_interval: Duration::from_secs(1),
+        visibility_timeout: Duration::from_secs(2),
         grace_period: Duration::from_secs(5),
         block_timeout: Duration::from_millis(500),
         promote_interval: Duration::from_millis(20),
@@ -44,6 +54,26 @@ pub fn fast_config() -> WorkerConfig {
 
 /// Job ids of `slow_cancellable` runs whose cancellation callback ran.
 pub static CANCELLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// How often `record_run` ran, per label and per `job:<id>`, in this process.
+static RUNS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
+
+/// How many times `record_run` ran with `label` (or for `job:<id>`) in this process.
+pub fn runs_of(key: &str) -> u32 {
+    RUNS.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .and_then(|runs| runs.get(key).copied())
+        .unwrap_or(0)
+}
+
+fn count_run(keys: [String; 2]) {
+    let mut runs = RUNS.lock().unwrap_or_else(|p| p.into_inner());
+    let runs = runs.get_or_insert_with(HashMap::new);
+    for key in keys {
+        *runs.entry(key).or_insert(0) += 1;
+    }
+}
 
 /// The tasks the tests send to.
 pub fn test_app() -> App {
@@ -91,6 +121,17 @@ pub fn test_app() -> App {
         .handler(|_ctx: TaskContext, (len,): (usize,)| async move {
             Ok::<_, TaskError>("x".repeat(len))
         });
+    app.task("record_run").args(["label"]).handler(
+        |ctx: TaskContext, (label,): (String,)| async move {
+            count_run([label.clone(), format!("job:{}", ctx.job_id())]);
+            Ok::<_, TaskError>(label)
+        },
+    );
+    app.task("length")
+        .args(["text"])
+        .handler(
+            |_ctx: TaskContext, (text,): (String,)| async move { Ok::<_, TaskError>(text.len()) },
+        );
     app.task("write_key")
         .args(["key", "value", "ttl_ms"])
         .handler(
