@@ -1,16 +1,17 @@
 //! `cargo xtask seed`: builds the posts database from the sample files, a synthetic
-//! generator or a simulated user pool. A thin layer over `posts_store::etl`: it parses
+//! generator or a simulated user pool. A thin layer over `posts_seed`: it parses
 //! arguments, draws the progress bar and prints the summary.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use posts_store::etl::{
-    self, DEFAULT_DB_PATH, DEFAULT_RAW_DIR, DEFAULT_SALT, ProgressEvent, SeedOptions, Source,
-    SyntheticOptions, UserPoolOptions, synthetic, users,
+use posts_seed::{
+    DEFAULT_ACTIVITY, DEFAULT_RAW_DIR, DEFAULT_SALT, ProgressEvent, SeedOptions, Source,
+    SyntheticOptions, UserPoolOptions, WriteMode, parse_activity_distribution, parse_date_bound,
+    parse_platform_distribution,
 };
-use posts_store::write::WriteMode;
+use posts_store::DEFAULT_DB_PATH;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,7 +52,7 @@ pub struct Args {
     #[arg(long, value_name = "N", requires = "users")]
     items_per_session: Option<u32>,
     /// Activity classes as multiplier:share pairs.
-    #[arg(long, value_name = "SPEC", requires = "users", default_value = users::DEFAULT_ACTIVITY)]
+    #[arg(long, value_name = "SPEC", requires = "users", default_value = DEFAULT_ACTIVITY)]
     activity_distribution: String,
     /// Users per platform as platform:weight pairs (default: proportional to the items).
     #[arg(long, value_name = "SPEC", requires = "users")]
@@ -64,7 +65,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let options = options(&args)?;
     let bar = ProgressBar::new_spinner();
-    let summary = etl::seed(&options, &mut |event| draw(&bar, event));
+    let summary = posts_seed::seed(&options, &mut |event| draw(&bar, event));
     bar.finish_and_clear();
     let summary = summary.with_context(|| format!("seeding {}", args.db.display()))?;
     println!("{summary}");
@@ -81,10 +82,10 @@ fn options(args: &Args) -> anyhow::Result<SeedOptions> {
         let mut synthetic_options = SyntheticOptions::new(count);
         synthetic_options.seed = args.seed;
         if let Some(from) = &args.from {
-            synthetic_options.from = synthetic::parse_bound("--from", from)?;
+            synthetic_options.from = parse_date_bound("--from", from)?;
         }
         if let Some(to) = &args.to {
-            synthetic_options.to = synthetic::parse_bound("--to", to)?;
+            synthetic_options.to = parse_date_bound("--to", to)?;
         }
         Source::Synthetic(synthetic_options)
     } else {
@@ -95,11 +96,11 @@ fn options(args: &Args) -> anyhow::Result<SeedOptions> {
                 pool.seed = args.seed;
                 pool.sessions_per_day = args.sessions_per_day.unwrap_or(pool.sessions_per_day);
                 pool.items_per_session = args.items_per_session.unwrap_or(pool.items_per_session);
-                pool.activity = users::parse_activity_distribution(&args.activity_distribution)?;
+                pool.activity = parse_activity_distribution(&args.activity_distribution)?;
                 pool.platforms = args
                     .platform_distribution
                     .as_deref()
-                    .map(users::parse_platform_distribution)
+                    .map(parse_platform_distribution)
                     .transpose()?;
                 pool.validate()?;
                 Some(pool)
@@ -110,14 +111,12 @@ fn options(args: &Args) -> anyhow::Result<SeedOptions> {
             users: pool,
         }
     };
-    Ok(SeedOptions {
-        db_path: args.db.clone(),
-        source,
-        mode,
-        strict: args.strict,
-        salt: args.salt.clone(),
-        now: None,
-    })
+    let mut options = SeedOptions::raw(&args.db, &args.raw_dir);
+    options.source = source;
+    options.mode = mode;
+    options.strict = args.strict;
+    options.salt = args.salt.clone();
+    Ok(options)
 }
 
 fn draw(bar: &ProgressBar, event: &ProgressEvent) {
