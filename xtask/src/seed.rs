@@ -63,6 +63,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // Generating and loading a big synthetic DB is several times faster optimized; the
+    // sample seeds are small and not worth a release build.
+    if cfg!(debug_assertions) && args.synthetic.is_some() {
+        return crate::bench::rerun_in_release();
+    }
     let options = options(&args)?;
     let bar = ProgressBar::new_spinner();
     let summary = posts_seed::seed(&options, &mut |event| draw(&bar, event));
@@ -144,5 +149,106 @@ fn draw(bar: &ProgressBar, event: &ProgressEvent) {
         ProgressEvent::Reading { path } => bar.set_message(format!("reading {}", path.display())),
         ProgressEvent::Rows { done } => bar.set_position(*done),
         ProgressEvent::Finishing => bar.set_message("building indexes and committing"),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use rusqlite::Connection;
+
+    use super::*;
+
+    /// The seed flags as the command line gives them.
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(flags: &[&str]) -> Result<Args, clap::Error> {
+        Command::try_parse_from(std::iter::once("seed").chain(flags.iter().copied()))
+            .map(|c| c.args)
+    }
+
+    fn write_items(raw: &std::path::Path, items: &[(&str, &str)]) {
+        let lines: Vec<String> = items
+            .iter()
+            .map(|(id, text)| {
+                serde_json::json!({
+                    "id": id, "post_id": id, "parent_id": null, "title": "T", "text": text,
+                    "author_name_hash": "h", "type": "post", "embedded_urls": [],
+                    "created_at": "2017-05-31T10:00:00",
+                    "engagements": {"upvote": 1, "downvote": 0, "score": 1, "comment": 0, "award": 0}
+                })
+                .to_string()
+            })
+            .collect();
+        std::fs::write(raw.join("reddit.jsonl"), lines.join("\n") + "\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn texts(db: &std::path::Path) -> Vec<(String, String)> {
+        let conn = Connection::open(db).unwrap_or_else(|e| panic!("{e}"));
+        let mut stmt = conn
+            .prepare("SELECT id, json_extract(post_blob, '$.text') FROM posts ORDER BY id")
+            .unwrap_or_else(|e| panic!("{e}"));
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn flags_map_to_write_modes_and_conflict() {
+        let mode = |flags: &[&str]| {
+            parse(flags)
+                .map_err(|e| e.to_string())
+                .and_then(|args| options(&args).map_err(|e| e.to_string()))
+                .map(|o| o.mode)
+        };
+        assert_eq!(mode(&[]), Ok(WriteMode::Create));
+        assert_eq!(mode(&["--upsert"]), Ok(WriteMode::Upsert));
+        assert_eq!(mode(&["--drop-table"]), Ok(WriteMode::DropTable));
+        assert!(
+            parse(&["--upsert", "--drop-table"])
+                .err()
+                .is_some_and(|e| e.kind() == clap::error::ErrorKind::ArgumentConflict)
+        );
+    }
+
+    #[test]
+    fn the_seed_command_with_upsert_replaces_changed_rows() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let raw = dir.path().join("raw");
+        std::fs::create_dir(&raw).unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("posts.db");
+        let db_arg = db.to_string_lossy().into_owned();
+        let raw_arg = raw.to_string_lossy().into_owned();
+        let seed = |extra: &[&str]| {
+            let mut flags = vec!["--db", db_arg.as_str(), "--raw-dir", raw_arg.as_str()];
+            flags.extend_from_slice(extra);
+            parse(&flags)
+                .map_err(|e| e.to_string())
+                .and_then(|args| run(args).map_err(|e| format!("{e:#}")))
+        };
+        write_items(&raw, &[("r1", "first"), ("r2", "second")]);
+        assert_eq!(seed(&[]), Ok(()));
+        write_items(&raw, &[("r2", "second, edited"), ("r3", "third")]);
+        let again = seed(&[]);
+        assert!(
+            again
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.contains("already exists")),
+            "{again:?}"
+        );
+        assert_eq!(seed(&["--upsert"]), Ok(()));
+        let expected: Vec<(String, String)> =
+            [("r1", "first"), ("r2", "second, edited"), ("r3", "third")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+        assert_eq!(texts(&db), expected);
     }
 }

@@ -22,7 +22,7 @@ use posts_model::{
     ContentType, Engagements, FacebookEngagements, Platform, RedditEngagements, Timestamp,
     TwitterEngagements,
 };
-use posts_store::write::{Commit, PostRow, PostRowRef, PostsWriter, WriteMode};
+use posts_store::write::{Commit, PostRowRef, PostsWriter, WriteMode};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -239,11 +239,11 @@ impl Generator {
     /// The rows of chunk `index` (items `index * 8192 ..`), always the same for the
     /// same options.
     #[cfg(test)]
-    pub fn chunk(&self, index: u64) -> Vec<PostRow> {
+    pub fn chunk(&self, index: u64) -> Vec<posts_store::write::PostRow> {
         let mut batch = Batch::default();
         self.fill(index, &mut batch);
         self.rows(&batch)
-            .map(|row| PostRow {
+            .map(|row| posts_store::write::PostRow {
                 id: row.id.to_owned(),
                 session_timestamp: row.session_timestamp.to_owned(),
                 session_user_id: row.session_user_id.to_owned(),
