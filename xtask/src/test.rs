@@ -17,7 +17,8 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use anyhow::Context;
-use posts_store::etl::{self, DEFAULT_DB_PATH, DEFAULT_RAW_DIR, SeedOptions};
+use posts_seed::{DEFAULT_RAW_DIR, SeedOptions};
+use posts_store::DEFAULT_DB_PATH;
 use redis_harness::{REDIS_URL_ENV, RedisSource, TestRedis};
 use tokio::process::Command;
 use tokio::signal::unix::{SignalKind, signal};
@@ -99,7 +100,7 @@ fn seed_sample_db_if_missing(root: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     let options = SeedOptions::raw(&db_path, root.join(DEFAULT_RAW_DIR));
-    let summary = etl::seed(&options, &mut |_| {})
+    let summary = posts_seed::seed(&options, &mut |_| {})
         .with_context(|| format!("seeding the sample database {}", db_path.display()))?;
     eprintln!(
         "xtask test: seeded {} ({} rows, {} rejected)",

@@ -1,18 +1,22 @@
-//! The SQLite posts database: schema, bulk loading (ETL), pooled read-only querying and
+//! The SQLite posts database: schema, the bulk writer, pooled read-only querying and
 //! streaming scans.
 //!
 //! - [`schema`]: the posts table as the seed pipeline defines it, and detection of the
 //!   later published variant;
-//! - [`write`](mod@write): the batched, prepared-statement writer used by every loader;
-//! - [`etl`]: turning sample files, synthetic data or a simulated user pool into a DB;
+//! - [`write`](mod@write): the batched, prepared-statement writer loaders use (the
+//!   loaders themselves, raw files, synthetic data and user pools, are the `posts-seed`
+//!   crate);
 //! - [`read`]: the read-only pooled access path and streaming scans.
 
-pub mod etl;
 pub mod read;
 pub mod schema;
 pub mod write;
 
 use std::path::PathBuf;
+
+/// Where the posts database is unless configured otherwise, relative to the workspace
+/// root: the worker's `--db` default and the target of the default seed.
+pub const DEFAULT_DB_PATH: &str = "sample_data/sample_posts.db";
 
 /// Errors of the schema and write paths.
 #[derive(Debug, thiserror::Error)]

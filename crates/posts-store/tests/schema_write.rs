@@ -1,11 +1,10 @@
-//! The posts table DDL, schema-variant detection and the writer's create, upsert and
-//! drop-table modes, on real SQLite files.
+//! The posts table as the README documents it (columns, types, order, indexes),
+//! schema-variant detection and the writer's create, upsert and drop-table modes, on
+//! real SQLite files.
 
 use posts_model::{ContentType, Platform};
 use posts_store::StoreError;
-use posts_store::schema::{
-    self, POSTS_TABLE_DDL, PUBLISHED_POSTS_TABLE_DDL, SchemaVariant, detect_variant,
-};
+use posts_store::schema::{self, PUBLISHED_POSTS_TABLE_DDL, SchemaVariant, detect_variant};
 use posts_store::write::{Commit, PostRow, PostsWriter, WriteMode};
 use rusqlite::Connection;
 
@@ -48,8 +47,103 @@ fn write(
     writer.finish()
 }
 
+/// The posts table as the README documents it and every existing database has it:
+/// (name, declared type, primary key) in column order. Written out here rather than
+/// derived from the DDL constant, so a change to the constant fails this test.
+const README_COLUMNS: [(&str, &str, bool); 8] = [
+    ("id", "TEXT", true),
+    ("session_timestamp", "TIMESTAMP", false),
+    ("session_user_id", "TEXT", false),
+    ("platform", "TEXT", false),
+    ("type", "TEXT", false),
+    ("author_name_hash", "TEXT", false),
+    ("created_at", "TIMESTAMP", false),
+    ("post_blob", "TEXT", false),
+];
+
+/// The later published variant: an integer row id and the item id in `post_id`.
+const PUBLISHED_COLUMNS: [(&str, &str, bool); 9] = [
+    ("id", "INTEGER", true),
+    ("post_id", "TEXT", false),
+    ("session_timestamp", "TIMESTAMP", false),
+    ("session_user_id", "TEXT", false),
+    ("platform", "TEXT", false),
+    ("type", "TEXT", false),
+    ("author_name_hash", "TEXT", false),
+    ("created_at", "TIMESTAMP", false),
+    ("post_blob", "TEXT", false),
+];
+
+/// The secondary indexes (name, indexed column), by name.
+const README_INDEXES: [(&str, &str); 3] = [
+    ("idx_posts_created_at", "created_at"),
+    ("idx_posts_platform", "platform"),
+    ("idx_posts_session_user_id", "session_user_id"),
+];
+
+/// The posts table's columns as SQLite reports them: (name, type, primary key), with
+/// nullability and defaults checked to be SQLite's plain ones.
+fn columns(conn: &Connection) -> Vec<(String, String, bool)> {
+    let mut stmt = conn
+        .prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info('posts') ORDER BY cid")
+        .unwrap_or_else(|e| panic!("{e}"));
+    stmt.query_map([], |r| {
+        let name: String = r.get(0)?;
+        let not_null: bool = r.get(2)?;
+        let default: Option<String> = r.get(3)?;
+        assert!(
+            !not_null && default.is_none(),
+            "column {name} has constraints"
+        );
+        Ok((name, r.get(1)?, r.get::<_, i64>(4)? > 0))
+    })
+    .and_then(|rows| rows.collect())
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The indexes made by `CREATE INDEX` (not the primary key's), each with its columns.
+fn indexes(conn: &Connection) -> Vec<(String, Vec<String>)> {
+    let names: Vec<(String, bool)> = conn
+        .prepare("SELECT name, \"unique\" FROM pragma_index_list('posts') WHERE origin = 'c' ORDER BY name")
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .unwrap_or_else(|e| panic!("{e}"));
+    names
+        .into_iter()
+        .map(|(name, unique)| {
+            assert!(!unique, "{name} must not be a unique index");
+            let columns: Vec<String> = conn
+                .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+                .and_then(|mut s| s.query_map([&name], |r| r.get(0))?.collect())
+                .unwrap_or_else(|e| panic!("{e}"));
+            (name, columns)
+        })
+        .collect()
+}
+
+fn owned<const N: usize>(expected: [(&str, &str, bool); N]) -> Vec<(String, String, bool)> {
+    expected
+        .iter()
+        .map(|(n, t, pk)| (n.to_string(), t.to_string(), *pk))
+        .collect()
+}
+
+/// The `CREATE TABLE` statement of the README's "Data model" block, whitespace folded.
+fn readme_ddl() -> String {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split("```sql")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap_or_else(|| panic!("the README has no sql block"));
+    let statement = block
+        .split(';')
+        .next()
+        .unwrap_or_else(|| panic!("the README's sql block is empty"));
+    statement.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[test]
-fn writer_creates_the_exact_table_indexes_and_wal() {
+fn writer_creates_the_readme_table_and_indexes_in_one_file() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("nested/dir/posts.db");
     assert_eq!(
@@ -62,6 +156,18 @@ fn writer_creates_the_exact_table_indexes_and_wal() {
         Some(3)
     );
     let conn = open(&path);
+    assert_eq!(columns(&conn), owned(README_COLUMNS));
+    let expected_indexes: Vec<(String, Vec<String>)> = README_INDEXES
+        .iter()
+        .map(|(name, column)| (name.to_string(), vec![column.to_string()]))
+        .collect();
+    assert_eq!(indexes(&conn), expected_indexes);
+    // The text id is the primary key, so SQLite keeps one unique index for it.
+    let primary: Vec<(String, bool)> = conn
+        .prepare("SELECT origin, \"unique\" FROM pragma_index_list('posts') WHERE origin = 'pk'")
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(primary, [("pk".to_owned(), true)]);
     let sql: String = conn
         .query_row(
             "SELECT sql FROM sqlite_master WHERE name = 'posts'",
@@ -69,23 +175,16 @@ fn writer_creates_the_exact_table_indexes_and_wal() {
             |r| r.get(0),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(sql, POSTS_TABLE_DDL);
-    let indexed: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_index_list('posts') WHERE origin = 'c' ORDER BY name")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        indexed,
-        [
-            "idx_posts_created_at",
-            "idx_posts_platform",
-            "idx_posts_session_user_id"
-        ]
+        sql,
+        readme_ddl(),
+        "the README shows the DDL the writer runs"
     );
+    // Finished databases are one self-contained file, readable from read-only media.
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(mode, "wal");
+    assert_eq!(mode, "delete");
     assert_eq!(
         detect_variant(&conn).ok(),
         Some(Some(SchemaVariant::TextId))
@@ -178,6 +277,10 @@ fn both_schema_variants_are_detected() {
         |r| r.get(0),
     );
     assert_eq!(sql.ok().as_deref(), Some(PUBLISHED_POSTS_TABLE_DDL));
+    assert_eq!(columns(&published), owned(PUBLISHED_COLUMNS));
+    assert_eq!(columns(&text), owned(README_COLUMNS));
+    assert_eq!(indexes(&published), indexes(&text));
+    assert_eq!(indexes(&text).len(), README_INDEXES.len());
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use posts_store::etl::{SeedOptions, seed};
+use posts_seed::{SeedOptions, seed};
 use redis_harness::{TestRedis, unique_namespace};
 use serde_json::Value;
 use tempfile::TempDir;

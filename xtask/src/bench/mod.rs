@@ -1,6 +1,7 @@
 //! `cargo xtask bench <suite>`: the benchmarks behind the speed targets.
 
 mod queue;
+mod seed;
 mod tasks;
 
 use anyhow::{Context as _, bail};
@@ -18,6 +19,8 @@ enum Suite {
     Queue(queue::Args),
     /// The posts tasks on a large synthetic database.
     Tasks(tasks::Args),
+    /// Synthetic seeding: rows/s and peak RSS.
+    Seed(seed::Args),
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -27,22 +30,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.suite {
         Suite::Queue(args) => queue::run(args),
         Suite::Tasks(args) => tasks::run(args),
+        Suite::Seed(args) => seed::run(args),
     }
 }
 
 /// Re-runs this command from an optimized build of xtask: the figures are only worth
-/// reporting for release code.
-fn rerun_in_release() -> anyhow::Result<()> {
+/// reporting for release code, and big synthetic seeds run several times faster.
+pub(crate) fn rerun_in_release() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let passed: Vec<String> = std::env::args().skip(1).collect();
-    eprintln!("bench: building and running xtask in release mode");
+    eprintln!("xtask: building and running xtask in release mode");
     let status = std::process::Command::new(&cargo)
         .args(["run", "--release", "--quiet", "--package", "xtask", "--"])
         .args(&passed)
         .status()
         .with_context(|| format!("running `{cargo} run --release -p xtask`"))?;
     if !status.success() {
-        bail!("the release build of the benchmark failed ({status})");
+        bail!("the release build of xtask failed ({status})");
     }
     Ok(())
 }

@@ -10,7 +10,7 @@
 //! Every measurement runs in a child process (this binary again, with the hidden `--child`
 //! option) so its peak RSS (`VmHWM`) is the task's own, not the harness's; runs alternate
 //! between the baseline and the task so both see the same page-cache state. The database
-//! is built once (via `posts_store::etl::synthetic`) when missing. A debug build re-runs
+//! is built once (via `posts_seed`'s synthetic generator) when missing. A debug build re-runs
 //! itself in release mode, so numbers always come from optimized code.
 
 use super::Spread;
@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
-use posts_store::etl::{ProgressEvent, SeedOptions, SyntheticOptions};
+use posts_seed::{ProgressEvent, SeedOptions, SyntheticOptions};
 use posts_store::read::{ReadConnection, ReadPool};
 use posts_store::write::WriteMode;
 use posts_worker::tasks::{CancelToken, PostsEnv};
@@ -186,11 +186,9 @@ fn ensure_database(args: &Args) -> anyhow::Result<()> {
     // Built next to the target and renamed, so an interrupted build is never mistaken for
     // a finished database.
     let partial = args.db.with_extension("partial");
-    let options = SeedOptions {
-        mode: WriteMode::DropTable,
-        ..SeedOptions::synthetic(&partial, SyntheticOptions::new(args.posts))
-    };
-    let summary = posts_store::etl::seed(&options, &mut |event| match event {
+    let mut options = SeedOptions::synthetic(&partial, SyntheticOptions::new(args.posts));
+    options.mode = WriteMode::DropTable;
+    let summary = posts_seed::seed(&options, &mut |event| match event {
         ProgressEvent::Rows { done } => bar.set_position(*done),
         ProgressEvent::Finishing => bar.set_message("committing"),
         _ => {}

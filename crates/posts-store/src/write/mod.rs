@@ -30,13 +30,12 @@ pub enum Commit {
     AllOrNothing,
     /// Commit after every batch, keeping the write-ahead log small on huge loads.
     EveryBatch,
-    /// No rollback journal and one transaction until [`PostsWriter::finish`], which
-    /// switches the database to WAL: every page is written once, straight from the page
-    /// cache, instead of to the log and again to the file. A new file also gets larger
+    /// For a new (empty or missing) file only: no journal and one transaction until
+    /// [`PostsWriter::finish`], so every page is written once, straight from the page
+    /// cache, instead of to a log and again to the file; the file also gets larger
     /// pages. For loads that are rerun rather than rolled back (synthetic benchmark
-    /// DBs): a crash or error mid-load can leave the file unusable. When SQLite keeps
-    /// the journal (another connection has the file open) this acts as
-    /// [`Commit::EveryBatch`].
+    /// DBs): a crash or error mid-load can leave the file unusable. On an existing file,
+    /// which readers may have open, this acts as [`Commit::EveryBatch`].
     Unjournaled,
 }
 
@@ -116,6 +115,9 @@ impl PostRow {
 /// Rows per insert batch unless configured otherwise.
 pub const DEFAULT_BATCH_ROWS: usize = 20_000;
 
+/// SQLite page cache of a loading connection, in KiB.
+const LOAD_CACHE_KIB: u32 = 64 * 1024;
+
 /// Buffers rows and writes them to the posts table in batches.
 pub struct PostsWriter {
     conn: Connection,
@@ -152,12 +154,14 @@ impl PostsWriter {
             commit
         };
         // A crash mid-seed leaves a half-built DB to rebuild anyway, so the load skips
-        // fsyncs; the settings last only for this connection. Up to 1 GiB of cache keeps
-        // a million-row table in memory, so building the indexes afterwards need not
-        // read it back from the file; their sorts may use a second core.
-        conn.execute_batch(
-            "PRAGMA synchronous=OFF; PRAGMA cache_size=-1048576; PRAGMA temp_store=MEMORY; PRAGMA threads=2;",
-        )
+        // fsyncs; the settings last only for this connection. The cache only needs the
+        // pages inserts touch (the ends of the table and of the id index, which grow in
+        // order): a larger one merely holds the whole table in this process — a million
+        // rows are about 1 GB — where the OS page cache already keeps it for the index
+        // builds. Index sorts may use a second core.
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous=OFF; PRAGMA cache_size=-{LOAD_CACHE_KIB}; PRAGMA temp_store=MEMORY; PRAGMA threads=2;",
+        ))
         .doing(|| format!("configuring {shown} for loading"))?;
         conn.execute_batch("BEGIN IMMEDIATE")
             .doing(|| format!("starting a write transaction on {shown}"))?;
@@ -258,20 +262,42 @@ impl PostsWriter {
 
     /// Writes what is buffered, builds the indexes and commits; returns the number of
     /// rows written.
+    ///
+    /// The finished database is left in rollback-journal mode, one self-contained file:
+    /// SQLite cannot open a WAL database read-only from a read-only directory (a Docker
+    /// `:ro` volume) because it needs to create the `-shm` file next to it. When other
+    /// connections have the file open in WAL mode the switch is impossible; the database
+    /// then stays in WAL mode, which they can keep reading.
     pub fn finish(mut self) -> Result<u64, StoreError> {
         self.flush()?;
         schema::create_indexes(&self.conn)?;
+        let shown = self.path.display().to_string();
         self.conn
             .execute_batch("COMMIT")
-            .doing(|| format!("committing to {}", self.path.display()))?;
-        if self.commit == Commit::Unjournaled {
-            // Readers expect WAL; the switch is instant as nothing is left to log.
-            schema::enable_wal(&self.conn)?;
-        }
-        // Fold the log back into the main file so the finished DB is one file.
+            .doing(|| format!("committing to {shown}"))?;
+        // The rows are in; waiting for readers to leave would only delay the caller.
         self.conn
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
-            .doing(|| format!("checkpointing {}", self.path.display()))?;
+            .busy_timeout(std::time::Duration::ZERO)
+            .doing(|| format!("setting the busy timeout of {shown}"))?;
+        match self
+            .conn
+            .query_row("PRAGMA journal_mode=DELETE", [], |row| {
+                row.get::<_, String>(0)
+            }) {
+            Ok(mode) if mode.eq_ignore_ascii_case("delete") => {}
+            Ok(mode) => {
+                tracing::info!(db = %shown, %mode, "other connections have the database open; it stays in this journal mode");
+            }
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                tracing::info!(db = %shown, "other connections have the database open; it stays in WAL mode");
+            }
+            Err(source) => {
+                return Err(StoreError::Sqlite {
+                    action: format!("switching {shown} to rollback-journal mode"),
+                    source,
+                });
+            }
+        }
         Ok(self.written)
     }
 }
@@ -316,12 +342,16 @@ fn turn_journal_off(conn: &Connection, shown: &str) -> Result<Commit, StoreError
     let pages: i64 = conn
         .query_row("PRAGMA page_count", [], |row| row.get(0))
         .doing(|| format!("reading the size of {shown}"))?;
-    if pages == 0 {
-        // Only a new file can take another page size. Larger pages hold more ~700-byte
-        // rows each, so inserting splits and writes fewer pages.
-        conn.execute_batch("PRAGMA page_size=16384")
-            .doing(|| format!("setting the page size of {shown}"))?;
+    if pages > 0 {
+        // Readers may have an existing file open: without a journal they would see
+        // half-written pages.
+        schema::enable_wal(conn)?;
+        return Ok(Commit::EveryBatch);
     }
+    // Only a new file can take another page size. Larger pages hold more ~700-byte rows
+    // each, so inserting splits and writes fewer pages.
+    conn.execute_batch("PRAGMA page_size=16384")
+        .doing(|| format!("setting the page size of {shown}"))?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode=OFF", [], |row| row.get(0))
         .doing(|| format!("turning the journal of {shown} off"))?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobq::{App, Broker, Client, MemoryBroker, Worker, WorkerConfig};
-use posts_store::etl::{DEFAULT_RAW_DIR, SeedOptions, seed};
+use posts_seed::{DEFAULT_RAW_DIR, SeedOptions, seed};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -46,7 +46,7 @@ pub struct GlobalOptions {
     #[arg(
         long,
         env = "POSTS_DB_PATH",
-        default_value = posts_store::etl::DEFAULT_DB_PATH,
+        default_value = posts_store::DEFAULT_DB_PATH,
         global = true
     )]
     pub db: PathBuf,

@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use posts_store::etl::{SeedOptions, seed};
+use posts_seed::{SeedOptions, seed};
 
 use super::GlobalOptions;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Directory holding facebook.csv, reddit.csv, twitter.json and *.jsonl.
-    #[arg(long, default_value = posts_store::etl::DEFAULT_RAW_DIR)]
+    #[arg(long, default_value = posts_seed::DEFAULT_RAW_DIR)]
     raw_dir: PathBuf,
     /// Do nothing when the DB already exists.
     #[arg(long)]

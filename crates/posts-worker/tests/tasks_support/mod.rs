@@ -1,5 +1,6 @@
 //! Shared fixtures of the task tests: hand-made posts databases in both schema variants
-//! (the exact DDL of issue 2) and a tiny deterministic entity extractor.
+//! (built with `posts_store::schema`, which posts-store's `schema_write` test checks
+//! against the README's DDL) and a tiny deterministic entity extractor.
 
 #![allow(dead_code)]
 

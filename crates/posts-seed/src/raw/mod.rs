@@ -7,13 +7,17 @@ use std::path::{Path, PathBuf};
 
 use posts_model::{ContentItem, Platform, Timestamp};
 
-use super::identity::UserIdentity;
-use super::users::{self, UserPoolOptions};
-use super::{
-    EtlError, ProgressEvent, RecordError, SeedOptions, SeedSummary, TEST_USER, facebook, jsonl,
-    reddit, twitter,
-};
-use crate::write::{Commit, PostRow, PostsWriter};
+use posts_store::write::{Commit, PostRow, PostsWriter};
+
+use crate::identity::UserIdentity;
+use crate::users::{self, UserPoolOptions};
+use crate::{ProgressEvent, RecordError, SeedError, SeedOptions, SeedSummary, TEST_USER};
+
+mod csv_input;
+mod facebook;
+mod jsonl;
+mod reddit;
+mod twitter;
 
 /// The known kinds of raw file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +29,7 @@ enum Format {
 }
 
 /// The raw files of `dir` in load order: the three platform files, then `*.jsonl` by name.
-fn discover(dir: &Path) -> Result<Vec<(PathBuf, Format)>, EtlError> {
+fn discover(dir: &Path) -> Result<Vec<(PathBuf, Format)>, SeedError> {
     let mut found = Vec::new();
     for (name, format) in [
         ("facebook.csv", Format::FacebookCsv),
@@ -37,10 +41,10 @@ fn discover(dir: &Path) -> Result<Vec<(PathBuf, Format)>, EtlError> {
             found.push((path, format));
         }
     }
-    let entries = std::fs::read_dir(dir).map_err(|e| EtlError::io(dir, e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| SeedError::io(dir, e))?;
     let mut jsonl_files = Vec::new();
     for entry in entries {
-        let path = entry.map_err(|e| EtlError::io(dir, e))?.path();
+        let path = entry.map_err(|e| SeedError::io(dir, e))?.path();
         let is_jsonl = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("jsonl"));
@@ -54,7 +58,7 @@ fn discover(dir: &Path) -> Result<Vec<(PathBuf, Format)>, EtlError> {
         (p, Format::Jsonl(platform))
     }));
     if found.is_empty() {
-        return Err(EtlError::NoInput {
+        return Err(SeedError::NoInput {
             dir: dir.to_owned(),
         });
     }
@@ -63,7 +67,7 @@ fn discover(dir: &Path) -> Result<Vec<(PathBuf, Format)>, EtlError> {
 
 /// Receives each record with its file and record number.
 type NumberedSink<'a> =
-    dyn FnMut(&Path, u64, Result<ContentItem, RecordError>) -> Result<(), EtlError> + 'a;
+    dyn FnMut(&Path, u64, Result<ContentItem, RecordError>) -> Result<(), SeedError> + 'a;
 
 /// Reads every file, handing each item or rejection to `emit` with its file and
 /// record number (records count from 1 within each file, in file order).
@@ -71,7 +75,7 @@ fn read_all(
     files: Vec<(PathBuf, Format)>,
     progress: &mut dyn FnMut(&ProgressEvent),
     emit: &mut NumberedSink<'_>,
-) -> Result<(), EtlError> {
+) -> Result<(), SeedError> {
     let mut handled = 0u64;
     for (path, format) in files {
         progress(&ProgressEvent::Reading { path: path.clone() });
@@ -117,7 +121,7 @@ impl Intake<'_> {
         &mut self,
         record: Result<ContentItem, RecordError>,
         origin_of: impl FnOnce() -> (PathBuf, u64),
-    ) -> Result<Option<ContentItem>, EtlError> {
+    ) -> Result<Option<ContentItem>, SeedError> {
         let rejection = match record {
             Ok(item) => match self.first_seen.get(&item.id) {
                 None => {
@@ -143,7 +147,7 @@ impl Intake<'_> {
             Err(rejection) => rejection,
         };
         if self.strict {
-            return Err(EtlError::Strict(rejection));
+            return Err(SeedError::Strict(rejection));
         }
         if let Some(platform) = rejection.platform {
             self.summary.counts(platform).rejected += 1;
@@ -160,7 +164,7 @@ pub(crate) fn load(
     pool: Option<&UserPoolOptions>,
     now: Timestamp,
     progress: &mut dyn FnMut(&ProgressEvent),
-) -> Result<SeedSummary, EtlError> {
+) -> Result<SeedSummary, SeedError> {
     if let Some(pool) = pool {
         pool.validate()?;
     }

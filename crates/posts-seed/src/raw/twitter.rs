@@ -11,14 +11,14 @@ use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::csv_input::{Origin, parse_count};
-use super::{EtlError, RecordError};
+use crate::{RecordError, SeedError};
 
 /// Reads `path`, handing each item or rejected record to `emit`.
 pub(crate) fn read(
     path: &Path,
-    emit: &mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), EtlError>,
-) -> Result<(), EtlError> {
-    let bytes = std::fs::read(path).map_err(|e| EtlError::io(path, e))?;
+    emit: &mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), SeedError>,
+) -> Result<(), SeedError> {
+    let bytes = std::fs::read(path).map_err(|e| SeedError::io(path, e))?;
     let data = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let mut elements = Elements {
         path,
@@ -57,9 +57,9 @@ pub(crate) fn read(
 /// Walks the top-level array, converting each element as soon as it is parsed.
 struct Elements<'a, 'e> {
     path: &'a Path,
-    emit: &'e mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), EtlError>,
+    emit: &'e mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), SeedError>,
     seen: u64,
-    stopped: Option<EtlError>,
+    stopped: Option<SeedError>,
 }
 
 impl<'de> DeserializeSeed<'de> for &mut Elements<'_, '_> {

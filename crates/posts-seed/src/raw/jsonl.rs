@@ -7,7 +7,7 @@ use std::path::Path;
 use posts_model::{ContentItem, ModelError, Platform};
 
 use super::csv_input::Origin;
-use super::{EtlError, RecordError};
+use crate::{RecordError, SeedError};
 
 /// The platform a `.jsonl` file name announces: the stem, or its part before the first
 /// `-`, `_` or `.`.
@@ -21,9 +21,9 @@ pub(crate) fn platform_of(path: &Path) -> Option<Platform> {
 pub(crate) fn read(
     path: &Path,
     platform: Platform,
-    emit: &mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), EtlError>,
-) -> Result<(), EtlError> {
-    let file = std::fs::File::open(path).map_err(|e| EtlError::io(path, e))?;
+    emit: &mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), SeedError>,
+) -> Result<(), SeedError> {
+    let file = std::fs::File::open(path).map_err(|e| SeedError::io(path, e))?;
     let mut reader = std::io::BufReader::new(file);
     let mut line = Vec::new();
     let mut number = 0u64;
@@ -32,7 +32,7 @@ pub(crate) fn read(
         line.clear();
         let read = reader
             .read_until(b'\n', &mut line)
-            .map_err(|e| EtlError::io(path, e))?;
+            .map_err(|e| SeedError::io(path, e))?;
         if read == 0 {
             return Ok(());
         }

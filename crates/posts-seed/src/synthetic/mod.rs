@@ -10,6 +10,8 @@
 //! writer inserts as borrowed rows, so generating and inserting overlap on two cores and
 //! neither allocates per row.
 
+mod words;
+
 use std::io::Write as _;
 use std::ops::Range;
 use std::path::Path;
@@ -20,14 +22,14 @@ use posts_model::{
     ContentType, Engagements, FacebookEngagements, Platform, RedditEngagements, Timestamp,
     TwitterEngagements,
 };
+use posts_store::write::{Commit, PostRowRef, PostsWriter, WriteMode};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::identity::sha256_hex;
-use super::names::{DOMAINS, EMOJI, HASHTAGS, ORGANISATIONS, PEOPLE, PLACES, WORDS};
-use super::{EtlError, ProgressEvent, SeedSummary};
-use crate::write::{Commit, PostRow, PostRowRef, PostsWriter, WriteMode};
+use self::words::Words;
+use crate::identity::sha256_hex;
+use crate::{ProgressEvent, SeedError, SeedSummary};
 
 /// Items per generation chunk; part of the output's definition (changing it changes the
 /// rows a seed gives).
@@ -40,6 +42,7 @@ const SENTENCES: usize = 8_192;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SyntheticOptions {
     /// Number of items.
     pub count: u64,
@@ -79,9 +82,9 @@ impl SyntheticOptions {
         }
     }
 
-    fn validate(&self) -> Result<(), EtlError> {
+    fn validate(&self) -> Result<(), SeedError> {
         if self.from >= self.to {
-            return Err(EtlError::InvalidOption {
+            return Err(SeedError::InvalidOption {
                 name: "--from/--to",
                 reason: format!("the range {} to {} is empty", self.from, self.to),
             });
@@ -92,11 +95,11 @@ impl SyntheticOptions {
 
 /// Parses a `--from`/`--to` bound: a date (`YYYY-MM-DD`, midnight UTC) or any datetime
 /// form [`Timestamp::parse`] accepts.
-pub fn parse_bound(name: &'static str, text: &str) -> Result<Timestamp, EtlError> {
+pub fn parse_date_bound(name: &'static str, text: &str) -> Result<Timestamp, SeedError> {
     if let Ok(date) = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
         return Ok(Timestamp::from_date(date));
     }
-    Timestamp::parse(text.trim()).map_err(|e| EtlError::InvalidOption {
+    Timestamp::parse(text.trim()).map_err(|e| SeedError::InvalidOption {
         name,
         reason: format!("{e}; a date YYYY-MM-DD is also accepted"),
     })
@@ -109,16 +112,15 @@ pub(crate) fn load(
     mode: WriteMode,
     salt: &str,
     progress: &mut dyn FnMut(&ProgressEvent),
-) -> Result<SeedSummary, EtlError> {
+) -> Result<SeedSummary, SeedError> {
     options.validate()?;
-    // A failed synthetic load is simply rerun with --drop-table, so a table being
-    // replaced (or a new file) is loaded without a journal: much faster on big loads.
-    // Adding the table to an existing file, or upserting, keeps WAL safety.
-    let is_new_file = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
-    let commit = if mode == WriteMode::DropTable || (mode == WriteMode::Create && is_new_file) {
-        Commit::Unjournaled
-    } else {
+    // A failed synthetic load is simply rerun, so a new file is loaded without a
+    // journal: much faster on big loads. The writer keeps WAL safety for existing files
+    // (readers may have them open) and upserts.
+    let commit = if mode == WriteMode::Upsert {
         Commit::EveryBatch
+    } else {
+        Commit::Unjournaled
     };
     let mut writer = PostsWriter::open(path, mode, commit)?;
     let generator = Generator::new(options, salt);
@@ -128,7 +130,7 @@ pub(crate) fn load(
         total_rows: Some(options.count),
     });
     let chunks = options.count.div_ceil(CHUNK);
-    std::thread::scope(|scope| -> Result<(), EtlError> {
+    std::thread::scope(|scope| -> Result<(), SeedError> {
         // Generation and insertion each keep a core busy. A small bound keeps memory
         // flat while letting generation run ahead of SQLite; written batches go back to
         // the generator so their buffers are reused.
@@ -236,11 +238,12 @@ impl Generator {
 
     /// The rows of chunk `index` (items `index * 8192 ..`), always the same for the
     /// same options.
-    pub fn chunk(&self, index: u64) -> Vec<PostRow> {
+    #[cfg(test)]
+    pub fn chunk(&self, index: u64) -> Vec<posts_store::write::PostRow> {
         let mut batch = Batch::default();
         self.fill(index, &mut batch);
         self.rows(&batch)
-            .map(|row| PostRow {
+            .map(|row| posts_store::write::PostRow {
                 id: row.id.to_owned(),
                 session_timestamp: row.session_timestamp.to_owned(),
                 session_user_id: row.session_user_id.to_owned(),
@@ -531,10 +534,11 @@ fn pick<'a>(rng: &mut SmallRng, list: &[&'a str]) -> &'a str {
 
 /// An entity mention in one of the forms people write.
 fn mention(rng: &mut SmallRng, out: &mut String) {
+    let words = Words::get();
     let (name, is_person_or_org) = match rng.random_range(0..3) {
-        0 => (pick(rng, PEOPLE), true),
-        1 => (pick(rng, PLACES), false),
-        _ => (pick(rng, ORGANISATIONS), true),
+        0 => (pick(rng, &words.people), true),
+        1 => (pick(rng, &words.places), false),
+        _ => (pick(rng, &words.organisations), true),
     };
     let form: f64 = rng.random();
     if form < 0.72 {
@@ -558,6 +562,7 @@ fn sentence(rng: &mut SmallRng, target: usize) -> String {
 }
 
 fn append_sentence(rng: &mut SmallRng, out: &mut String, target: usize) {
+    let words = Words::get();
     let start = out.len();
     let shout = rng.random_bool(0.04);
     let mut first = true;
@@ -568,7 +573,7 @@ fn append_sentence(rng: &mut SmallRng, out: &mut String, target: usize) {
         if rng.random_bool(0.09) {
             mention(rng, out);
         } else {
-            let word = pick(rng, WORDS);
+            let word = pick(rng, &words.words);
             if first || shout {
                 let mut chars = word.chars();
                 if let Some(c) = chars.next() {
@@ -602,6 +607,7 @@ fn compose_text(
     text: &mut String,
     urls: &mut Vec<String>,
 ) {
+    let words = Words::get();
     if platform == Platform::Reddit {
         let u: f64 = rng.random();
         if u < 0.03 {
@@ -619,7 +625,11 @@ fn compose_text(
     let target = text_length(rng, platform);
     if platform == Platform::Twitter && !is_post {
         text.push('@');
-        text.extend(pick(rng, PEOPLE).chars().filter(|c| c.is_alphanumeric()));
+        text.extend(
+            pick(rng, &words.people)
+                .chars()
+                .filter(|c| c.is_alphanumeric()),
+        );
         text.push(' ');
     }
     while text.len() < target {
@@ -630,11 +640,11 @@ fn compose_text(
     }
     if rng.random_bool(0.15) {
         text.push(' ');
-        text.push_str(pick(rng, EMOJI));
+        text.push_str(pick(rng, &words.emoji));
     }
     if platform == Platform::Twitter && rng.random_bool(0.4) {
         text.push(' ');
-        text.push_str(pick(rng, HASHTAGS));
+        text.push_str(pick(rng, &words.hashtags));
     }
     if rng.random_bool(0.08) {
         let url = link(rng);
@@ -647,7 +657,7 @@ fn compose_text(
 fn link(rng: &mut SmallRng) -> String {
     format!(
         "https://{}/{}/{}",
-        pick(rng, DOMAINS),
+        pick(rng, &Words::get().domains),
         rng.random_range(2010..2020),
         rng.random_range(10_000..99_999_999)
     )

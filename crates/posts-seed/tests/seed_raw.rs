@@ -3,9 +3,9 @@
 //! user-pool simulation.
 
 use posts_model::{ContentItem, Platform, Timestamp};
-use posts_store::etl::{
-    self, EtlError, RecordError, SeedOptions, SeedSummary, Source, UserPoolOptions,
-    identity::sha256_hex,
+use posts_seed::{
+    ProgressEvent, RecordError, SeedError, SeedOptions, SeedSummary, Source, UserPoolOptions,
+    WriteMode,
 };
 use rusqlite::Connection;
 use serde_json::{Value, json};
@@ -44,7 +44,7 @@ impl Fixture {
     }
 
     fn seed(&self) -> SeedSummary {
-        etl::seed(&self.options(), &mut |_| {}).unwrap_or_else(|e| panic!("{e}"))
+        posts_seed::seed(&self.options(), &mut |_| {}).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn rows(&self) -> Vec<Row> {
@@ -265,7 +265,7 @@ fn every_row_belongs_to_the_salted_test_user() {
     let rows = fixture.rows();
     assert_eq!(rows.len(), 2);
     for row in rows {
-        assert_eq!(row.session_user_id, sha256_hex(&["test_user", "pepper"]));
+        assert_eq!(row.session_user_id, sha256_hex("test_userpepper"));
         assert_eq!(row.session_timestamp, "2024-06-01 12:00:00");
     }
 }
@@ -294,9 +294,9 @@ fn strict_mode_writes_nothing_on_the_first_bad_record() {
     );
     let mut options = fixture.options();
     options.strict = true;
-    let err = etl::seed(&options, &mut |_| {});
+    let err = posts_seed::seed(&options, &mut |_| {});
     match err {
-        Err(EtlError::Strict(record)) => {
+        Err(SeedError::Strict(record)) => {
             assert_eq!(
                 (record.record, record.field.as_deref()),
                 (2, Some("created_at"))
@@ -313,18 +313,22 @@ fn an_existing_db_is_not_touched_without_a_flag() {
     let fixture = Fixture::new();
     fixture.file("facebook.jsonl", &format!("{ISSUE_BLOB}\n"));
     fixture.seed();
-    let err = etl::seed(&fixture.options(), &mut |_| {});
+    let err = posts_seed::seed(&fixture.options(), &mut |_| {});
     assert!(
         matches!(
             err,
-            Err(EtlError::Store(posts_store::StoreError::TableExists { .. }))
+            Err(SeedError::Store(
+                posts_store::StoreError::TableExists { .. }
+            ))
         ),
         "{err:?}"
     );
     let mut upsert = fixture.options();
-    upsert.mode = posts_store::write::WriteMode::Upsert;
+    upsert.mode = WriteMode::Upsert;
     assert_eq!(
-        etl::seed(&upsert, &mut |_| {}).map(|s| s.rows_written).ok(),
+        posts_seed::seed(&upsert, &mut |_| {})
+            .map(|s| s.rows_written)
+            .ok(),
         Some(1)
     );
     assert_eq!(fixture.rows().len(), 1);
@@ -333,8 +337,8 @@ fn an_existing_db_is_not_touched_without_a_flag() {
 #[test]
 fn an_empty_raw_dir_is_an_error() {
     let fixture = Fixture::new();
-    let err = etl::seed(&fixture.options(), &mut |_| {});
-    assert!(matches!(err, Err(EtlError::NoInput { .. })), "{err:?}");
+    let err = posts_seed::seed(&fixture.options(), &mut |_| {});
+    assert!(matches!(err, Err(SeedError::NoInput { .. })), "{err:?}");
 }
 
 fn many_items(fixture: &Fixture, platform: &str, n: usize) {
@@ -366,7 +370,7 @@ fn user_pool_uses_each_item_once_in_chronological_sessions() {
         dir: fixture.dir.path().join("raw"),
         users: Some(pool),
     };
-    let summary = etl::seed(&options, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    let summary = posts_seed::seed(&options, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary.rows_written, 400);
     assert_eq!(summary.users, 8);
     let rows = fixture.rows();
@@ -398,7 +402,7 @@ fn user_pool_uses_each_item_once_in_chronological_sessions() {
     many_items(&again, "reddit", 100);
     let mut same = options.clone();
     same.db_path = again.db();
-    etl::seed(&same, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    posts_seed::seed(&same, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
     let pairs = |rows: Vec<Row>| -> Vec<(String, String, String)> {
         rows.into_iter()
             .map(|r| (r.id, r.session_user_id, r.session_timestamp))
@@ -431,15 +435,23 @@ fn progress_reports_files_and_rows() {
     many_items(&fixture, "twitter", 0);
     many_items(&fixture, "reddit", 3);
     let mut events = Vec::new();
-    etl::seed(&fixture.options(), &mut |e| events.push(e.clone()))
+    posts_seed::seed(&fixture.options(), &mut |e| events.push(e.clone()))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(
         events.first(),
-        Some(etl::ProgressEvent::Started { total_rows: None })
+        Some(ProgressEvent::Started { total_rows: None })
     ));
-    assert!(events.iter().any(
-        |e| matches!(e, etl::ProgressEvent::Reading { path } if path.ends_with("reddit.jsonl"))
-    ));
-    assert!(events.contains(&etl::ProgressEvent::Rows { done: 3 }));
-    assert_eq!(events.last(), Some(&etl::ProgressEvent::Finishing));
+    assert!(
+        events.iter().any(
+            |e| matches!(e, ProgressEvent::Reading { path } if path.ends_with("reddit.jsonl"))
+        )
+    );
+    assert!(events.contains(&ProgressEvent::Rows { done: 3 }));
+    assert_eq!(events.last(), Some(&ProgressEvent::Finishing));
+}
+
+/// Lower-case hex SHA-256, as the pipeline derives session user ids.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use posts_model::{ContentItem, ContentType, Engagements, Platform, Timestamp, check_http_url};
 
-use super::{EtlError, RecordError};
+use crate::{RecordError, SeedError};
 
 /// Where a record came from, for error reports.
 #[derive(Clone, Copy)]
@@ -183,9 +183,9 @@ pub(crate) fn read_csv(
     platform: Platform,
     required_columns: &[&str],
     convert: impl Fn(&Row<'_>) -> Result<ContentItem, RecordError>,
-    emit: &mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), EtlError>,
-) -> Result<(), EtlError> {
-    let bytes = std::fs::read(path).map_err(|e| EtlError::io(path, e))?;
+    emit: &mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), SeedError>,
+) -> Result<(), SeedError> {
+    let bytes = std::fs::read(path).map_err(|e| SeedError::io(path, e))?;
     let data = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)

@@ -6,7 +6,7 @@ use std::path::Path;
 use posts_model::{ContentItem, Engagements, Platform, RedditEngagements};
 
 use super::csv_input::{Row, read_csv, urls_in_text};
-use super::{EtlError, RecordError};
+use crate::{RecordError, SeedError};
 
 const COLUMNS: [&str; 10] = [
     "id",
@@ -24,8 +24,8 @@ const COLUMNS: [&str; 10] = [
 /// Reads `path`, handing each item or rejected record to `emit`.
 pub(crate) fn read(
     path: &Path,
-    emit: &mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), EtlError>,
-) -> Result<(), EtlError> {
+    emit: &mut dyn FnMut(Result<ContentItem, RecordError>) -> Result<(), SeedError>,
+) -> Result<(), SeedError> {
     read_csv(path, Platform::Reddit, &COLUMNS, convert, emit)
 }
 

@@ -10,8 +10,8 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::EtlError;
-use super::identity::UserIdentity;
+use crate::SeedError;
+use crate::identity::UserIdentity;
 
 /// One class of users: how active they are relative to the base session rate, and what
 /// share of the pool they make up.
@@ -25,6 +25,7 @@ pub struct ActivityClass {
 
 /// How to simulate the user pool.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct UserPoolOptions {
     /// Number of simulated users.
     pub users: u32,
@@ -73,9 +74,9 @@ impl UserPoolOptions {
     }
 
     /// Checks the options, naming the offending one.
-    pub fn validate(&self) -> Result<(), EtlError> {
+    pub fn validate(&self) -> Result<(), SeedError> {
         let invalid = |name, reason: &str| {
-            Err(EtlError::InvalidOption {
+            Err(SeedError::InvalidOption {
                 name,
                 reason: reason.to_owned(),
             })
@@ -115,7 +116,7 @@ impl UserPoolOptions {
 }
 
 /// Parses `--activity-distribution`, e.g. `0.2:20,1:65,5:15` (multiplier:share).
-pub fn parse_activity_distribution(text: &str) -> Result<Vec<ActivityClass>, EtlError> {
+pub fn parse_activity_distribution(text: &str) -> Result<Vec<ActivityClass>, SeedError> {
     pairs(text, "--activity-distribution", |key| {
         key.parse::<f64>()
             .ok()
@@ -131,7 +132,7 @@ pub fn parse_activity_distribution(text: &str) -> Result<Vec<ActivityClass>, Etl
 }
 
 /// Parses `--platform-distribution`, e.g. `facebook:11,reddit:7.4,twitter:1.25`.
-pub fn parse_platform_distribution(text: &str) -> Result<Vec<(Platform, f64)>, EtlError> {
+pub fn parse_platform_distribution(text: &str) -> Result<Vec<(Platform, f64)>, SeedError> {
     pairs(text, "--platform-distribution", |key| {
         key.parse::<Platform>()
             .map_err(|_| format!("{key:?} is not a platform (facebook, reddit or twitter)"))
@@ -142,8 +143,8 @@ fn pairs<K>(
     text: &str,
     name: &'static str,
     key: impl Fn(&str) -> Result<K, String>,
-) -> Result<Vec<(K, f64)>, EtlError> {
-    let invalid = |reason: String| EtlError::InvalidOption { name, reason };
+) -> Result<Vec<(K, f64)>, SeedError> {
+    let invalid = |reason: String| SeedError::InvalidOption { name, reason };
     text.split(',')
         .map(|pair| {
             let (k, w) = pair
@@ -209,7 +210,7 @@ pub(crate) fn plan(
     options: &UserPoolOptions,
     salt: &str,
     now: Timestamp,
-) -> Result<Plan, EtlError> {
+) -> Result<Plan, SeedError> {
     options.validate()?;
     let available = |p: &Platform| items.get(p).map_or(0, Vec::len);
     let weights: Vec<(Platform, f64)> = match &options.platforms {
@@ -273,7 +274,7 @@ pub(crate) fn plan(
                     rng.random_range(-0.2..0.2) * interval
                 };
                 let offset = (end + back - jitter).round() as i64;
-                let session_time = now.plus_seconds(-offset).ok_or(EtlError::InvalidOption {
+                let session_time = now.plus_seconds(-offset).ok_or(SeedError::InvalidOption {
                     name: "--sessions-per-day",
                     reason: "sessions would reach before the representable time range".to_owned(),
                 })?;
