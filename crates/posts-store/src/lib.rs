@@ -1,11 +1,13 @@
-//! The SQLite posts database: schema, bulk loading (ETL), pooled read-only querying and
-//! streaming scans.
+//! The SQLite posts database: schema, bulk loading (ETL), and the read-only operations
+//! the tasks run (parallel scans and untrusted queries). This crate owns everything
+//! SQLite: no SQLite or pool type appears in its read-side API.
 //!
 //! - [`schema`]: the posts table as the seed pipeline defines it, and detection of the
 //!   later published variant;
 //! - [`write`](mod@write): the batched, prepared-statement writer used by every loader;
 //! - [`etl`]: turning sample files, synthetic data or a simulated user pool into a DB;
-//! - [`read`]: the read-only pooled access path and streaming scans.
+//! - [`read`]: the read-only pool, parallel folds over a `created_at` range, read-only
+//!   queries into JSON rows, and their cancellation.
 
 pub mod etl;
 pub mod read;
