@@ -28,7 +28,7 @@ impl SqliteFailure {
     pub(crate) fn from_rusqlite(e: &rusqlite::Error) -> Self {
         let code = e.sqlite_error().map(|failure| failure.extended_code);
         let message = match e {
-            rusqlite::Error::SqliteFailure(failure, Some(message)) => message.clone(),
+            rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
             rusqlite::Error::SqliteFailure(failure, None) => failure.to_string(),
             rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
             other => other.to_string(),
