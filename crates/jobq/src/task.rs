@@ -136,6 +136,11 @@ struct ContextInner {
     attempt: u32,
     writes: Mutex<Vec<KeyWrite>>,
     cancel: Cancellation,
+    /// The worker's concurrency slot. It lives as long as any clone of the context, and a
+    /// blocking handler's thread holds one: a handler that outlives its time limit keeps
+    /// its slot until its thread really ends, so the worker never runs more handlers at
+    /// once than its concurrency.
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// The execution context of one job run, handed to every handler.
@@ -157,7 +162,13 @@ impl fmt::Debug for TaskContext {
 }
 
 impl TaskContext {
-    pub(crate) fn new(job_id: &str, task: &str, queue: &str, attempt: u32) -> Self {
+    pub(crate) fn new(
+        job_id: &str,
+        task: &str,
+        queue: &str,
+        attempt: u32,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
         Self {
             inner: Arc::new(ContextInner {
                 job_id: job_id.to_owned(),
@@ -166,6 +177,7 @@ impl TaskContext {
                 attempt,
                 writes: Mutex::new(Vec::new()),
                 cancel: Cancellation::default(),
+                _slot: slot,
             }),
         }
     }

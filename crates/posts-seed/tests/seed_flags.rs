@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use posts_seed::{SeedOptions, SeedSummary, SyntheticOptions, WriteMode};
-use posts_store::read::ReadPool;
+use posts_store::read::{CancelToken, ReadPool};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
@@ -102,13 +102,37 @@ fn upsert_replaces_rows_whose_content_changed_and_adds_new_ones() {
     );
 }
 
-/// Opens a read pool on `db` and checks out `n` connections, each having read the
-/// posts: the one place these tests use the read pool's API.
-fn pool_holding(db: &Path, n: usize) -> (ReadPool, Vec<posts_store::read::ReadConnection>) {
+/// The posts' ids and texts as read through the read pool's public query path.
+fn pool_texts(pool: &ReadPool) -> Vec<(String, String)> {
+    let rows = pool
+        .query_json(
+            "SELECT id, post_blob FROM posts ORDER BY id",
+            &CancelToken::new(),
+            usize::MAX,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    rows.as_array()
+        .unwrap_or_else(|| panic!("rows are not an array: {rows}"))
+        .iter()
+        .map(|row| {
+            let id = row[0].as_str().unwrap_or_default().to_owned();
+            let blob: Value = serde_json::from_str(row[1].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{e}"));
+            (id, blob["text"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+/// Opens a read pool on `db` that has read the posts (so it keeps connections open), plus
+/// `n` read-only connections held open the whole time, each having read the posts: the
+/// readers a long-running worker has while somebody re-seeds.
+fn pool_holding(db: &Path, n: usize) -> (ReadPool, Vec<Connection>) {
     let pool = ReadPool::open(db).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!pool_texts(&pool).is_empty());
     let held = (0..n)
         .map(|_| {
-            let conn = pool.get().unwrap_or_else(|e| panic!("{e}"));
+            let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap_or_else(|e| panic!("{e}"));
             assert!(!texts_of(&conn).is_empty());
             conn
         })
@@ -130,8 +154,7 @@ fn drop_table_while_a_read_pool_holds_connections_replaces_the_table() {
         assert_eq!(texts_of(conn), expected, "a held connection");
     }
     drop(held);
-    let fresh = pool.get().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(texts_of(&fresh), expected, "a fresh connection");
+    assert_eq!(pool_texts(&pool), expected, "the pool");
 }
 
 #[test]
@@ -152,12 +175,11 @@ fn synthetic_drop_table_while_a_read_pool_holds_connections_replaces_the_table()
         assert_eq!(texts_of(conn).len(), 500, "a held connection");
     }
     drop(held);
-    let fresh = pool.get().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(texts_of(&fresh).len(), 500, "a fresh connection");
-    let integrity: String = fresh
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+    assert_eq!(pool_texts(&pool).len(), 500, "the pool");
+    let integrity = pool
+        .query_json("PRAGMA quick_check", &CancelToken::new(), usize::MAX)
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(integrity, "ok");
+    assert_eq!(integrity, serde_json::json!([["ok"]]));
 }
 
 /// Set by [`a_seeded_db_is_readable_from_a_read_only_directory`] for the copy of this
@@ -175,8 +197,8 @@ fn read_from_read_only_dir(db: &Path) -> Vec<(String, String)> {
         "{} must be read-only for this check",
         dir.display()
     );
-    let (_pool, held) = pool_holding(db, 1);
-    held.iter().flat_map(|conn| texts_of(conn)).collect()
+    let pool = ReadPool::open(db).unwrap_or_else(|e| panic!("{e}"));
+    pool_texts(&pool)
 }
 
 /// The reader half of [`a_seeded_db_is_readable_from_a_read_only_directory`] when it

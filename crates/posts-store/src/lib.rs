@@ -1,12 +1,14 @@
-//! The SQLite posts database: schema, the bulk writer, pooled read-only querying and
-//! streaming scans.
+//! The SQLite posts database: schema, the bulk writer, and the read-only operations the
+//! tasks run (parallel scans and untrusted queries). This crate owns everything SQLite:
+//! no SQLite or pool type appears in its read-side API.
 //!
 //! - [`schema`]: the posts table as the seed pipeline defines it, and detection of the
 //!   later published variant;
 //! - [`write`](mod@write): the batched, prepared-statement writer loaders use (the
 //!   loaders themselves, raw files, synthetic data and user pools, are the `posts-seed`
 //!   crate);
-//! - [`read`]: the read-only pooled access path and streaming scans.
+//! - [`read`]: the read-only pool, parallel folds over a `created_at` range, read-only
+//!   queries into JSON rows, and their cancellation.
 
 pub mod read;
 pub mod schema;

@@ -7,9 +7,9 @@
 //! ```no_run
 //! # async fn embed() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! let env = Arc::new(posts_worker::tasks::PostsEnv::open("sample_data/sample_posts.db".as_ref())?);
+//! let data = Arc::new(posts_worker::tasks::PostsData::open("sample_data/sample_posts.db".as_ref())?);
 //! let mut app = jobq::App::new();
-//! posts_worker::tasks::register(&mut app, env);
+//! posts_worker::tasks::register(&mut app, data);
 //! let broker = Arc::new(jobq::MemoryBroker::new("posts"));
 //! let worker = jobq::Worker::new(app, broker.clone(), jobq::WorkerConfig::default());
 //! # let _ = worker;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use posts_worker::tasks::{
-    CancelToken, Limits, TasksError, count_top_named_entities, query_posts_db,
+    CancelToken, Limits, PostsTaskError, count_top_named_entities, query_posts_db,
     substring_matches_by_platform,
 };
 use serde_json::json;
@@ -20,9 +20,9 @@ fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
 fn substring_counts_per_platform_with_between_semantics() {
     for variant in VARIANTS {
         let (_dir, path) = temp_db(variant, &sample_posts());
-        let env = env(&path);
+        let data = posts_data(&path);
         let got = substring_matches_by_platform(
-            &env,
+            &data,
             &CancelToken::new(),
             "trump",
             "2017-05-31",
@@ -42,7 +42,7 @@ fn substring_counts_per_platform_with_between_semantics() {
             json!({"facebook": 1, "reddit": 2, "twitter": 1, "total_rows": 9})
         );
         let merkel = substring_matches_by_platform(
-            &env,
+            &data,
             &CancelToken::new(),
             "MERKEL",
             "2017-05-31",
@@ -70,15 +70,15 @@ fn substring_on_a_large_range_agrees_with_a_naive_count() {
     }
     for variant in VARIANTS {
         let (_dir, path) = temp_db(variant, &posts);
-        let env = env(&path);
+        let data = posts_data(&path);
         for (needle, from, to) in [
             ("trump", "2017-05-01", "2017-05-31"),
             ("élysée", "2017-05-03", "2017-05-09 12:00:00"),
             ("STRASSE", "2017-05-01", "2017-05-31"),
             ("😀", "2017-05-10", "2017-05-11"),
         ] {
-            let got =
-                substring_matches_by_platform(&env, &CancelToken::new(), needle, from, to).unwrap();
+            let got = substring_matches_by_platform(&data, &CancelToken::new(), needle, from, to)
+                .unwrap();
             let mut expected = BTreeMap::new();
             let mut total = 0;
             for p in &posts {
@@ -110,14 +110,14 @@ fn injection_attempts_are_bound_or_refused_and_change_nothing() {
     ));
     make_db(&path, Variant::TextId, &posts);
     let before = std::fs::read(&path).unwrap();
-    let env = env(&path);
+    let data = posts_data(&path);
     let cancel = CancelToken::new();
     let got =
-        substring_matches_by_platform(&env, &cancel, "' OR 1=1 --", "2017-05-31", "2017-06-01")
+        substring_matches_by_platform(&data, &cancel, "' OR 1=1 --", "2017-05-31", "2017-06-01")
             .unwrap();
     assert_eq!(got.per_platform, counts(&[("twitter", 1)]));
     let got = substring_matches_by_platform(
-        &env,
+        &data,
         &cancel,
         "'); DROP TABLE posts; --",
         "2017-05-31",
@@ -130,33 +130,33 @@ fn injection_attempts_are_bound_or_refused_and_change_nothing() {
         ("2017-05-31", "2017-06-01'); DROP TABLE posts; --", "to"),
         ("2017-05-31", "2017-06-01 00:00:00 OR 1=1", "to"),
     ] {
-        let err = substring_matches_by_platform(&env, &cancel, "trump", from, to).unwrap_err();
+        let err = substring_matches_by_platform(&data, &cancel, "trump", from, to).unwrap_err();
         assert!(
-            matches!(err, TasksError::InvalidArgument { argument, .. } if argument == bad),
+            matches!(err, PostsTaskError::InvalidArgument { argument, .. } if argument == bad),
             "{err:?}"
         );
         assert_eq!(err.kind(), "InvalidArgument");
     }
-    drop(env);
+    drop(data);
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
 #[test]
 fn bad_dates_name_the_argument() {
     let (_dir, path) = temp_db(Variant::IntegerId, &sample_posts());
-    let env = env(&path);
+    let data = posts_data(&path);
     let cancel = CancelToken::new();
     let err =
-        substring_matches_by_platform(&env, &cancel, "x", "2017-13-45", "2017-06-01").unwrap_err();
+        substring_matches_by_platform(&data, &cancel, "x", "2017-13-45", "2017-06-01").unwrap_err();
     assert!(err.to_string().contains("from_"), "{err}");
-    let err = count_top_named_entities(&env, &cancel, 3, "2017-05-31", "June 1st").unwrap_err();
+    let err = count_top_named_entities(&data, &cancel, 3, "2017-05-31", "June 1st").unwrap_err();
     assert!(
-        matches!(err, TasksError::InvalidArgument { argument: "to", .. }),
+        matches!(err, PostsTaskError::InvalidArgument { argument: "to", .. }),
         "{err:?}"
     );
-    let err = count_top_named_entities(&env, &cancel, 0, "2017-05-31", "2017-06-01").unwrap_err();
+    let err = count_top_named_entities(&data, &cancel, 0, "2017-05-31", "2017-06-01").unwrap_err();
     assert!(
-        matches!(err, TasksError::InvalidArgument { argument: "k", .. }),
+        matches!(err, PostsTaskError::InvalidArgument { argument: "k", .. }),
         "{err:?}"
     );
 }
@@ -165,9 +165,9 @@ fn bad_dates_name_the_argument() {
 fn top_entities_count_each_entity_once_per_post() {
     for variant in VARIANTS {
         let (_dir, path) = temp_db(variant, &sample_posts());
-        let env = env(&path);
+        let data = posts_data(&path);
         let cancel = CancelToken::new();
-        let top = count_top_named_entities(&env, &cancel, 3, "2017-05-31", "2017-06-01").unwrap();
+        let top = count_top_named_entities(&data, &cancel, 3, "2017-05-31", "2017-06-01").unwrap();
         let expected: Vec<(String, u64)> = [("Merkel", 2), ("Trump", 2), ("Berlin", 1)]
             .map(|(e, n)| (e.to_owned(), n))
             .to_vec();
@@ -178,10 +178,11 @@ fn top_entities_count_each_entity_once_per_post() {
             top.timestamp
         );
         assert!(top.timestamp.ends_with('Z'));
-        let all = count_top_named_entities(&env, &cancel, 100, "2017-05-31", "2017-06-01").unwrap();
+        let all =
+            count_top_named_entities(&data, &cancel, 100, "2017-05-31", "2017-06-01").unwrap();
         assert_eq!(all.top_named_entities.len(), 5);
         let empty =
-            count_top_named_entities(&env, &cancel, 10, "2020-01-01", "2020-12-31").unwrap();
+            count_top_named_entities(&data, &cancel, 10, "2020-01-01", "2020-12-31").unwrap();
         assert!(empty.top_named_entities.is_empty());
     }
 }
@@ -200,31 +201,31 @@ fn cancelled_scans_stop_with_cancelled() {
         })
         .collect();
     make_db(&path, Variant::TextId, &posts);
-    let env = env(&path);
+    let data = posts_data(&path);
     let cancel = CancelToken::new();
     cancel.cancel();
     let err =
-        substring_matches_by_platform(&env, &cancel, "t", "2017-05-01", "2017-05-31").unwrap_err();
-    assert!(matches!(err, TasksError::Cancelled), "{err:?}");
-    let err = count_top_named_entities(&env, &cancel, 1, "2017-05-01", "2017-05-31").unwrap_err();
-    assert!(matches!(err, TasksError::Cancelled), "{err:?}");
+        substring_matches_by_platform(&data, &cancel, "t", "2017-05-01", "2017-05-31").unwrap_err();
+    assert!(matches!(err, PostsTaskError::Cancelled), "{err:?}");
+    let err = count_top_named_entities(&data, &cancel, 1, "2017-05-01", "2017-05-31").unwrap_err();
+    assert!(matches!(err, PostsTaskError::Cancelled), "{err:?}");
 }
 
 #[test]
 fn query_returns_typed_rows() {
     for variant in VARIANTS {
         let (_dir, path) = temp_db(variant, &sample_posts());
-        let env = env(&path);
+        let data = posts_data(&path);
         let cancel = CancelToken::new();
         let rows = query_posts_db(
-            &env,
+            &data,
             &cancel,
             "SELECT 1, 2.5, 'text', NULL, x'00ff10', -7 AS neg",
         )
         .unwrap();
         assert_eq!(rows, json!([[1, 2.5, "text", null, "AP8Q", -7]]));
         let rows = query_posts_db(
-            &env,
+            &data,
             &cancel,
             "SELECT platform, created_at FROM posts WHERE created_at BETWEEN '2017-05-31' AND \
              '2017-06-01' AND platform = 'reddit' ORDER BY created_at",
@@ -239,9 +240,9 @@ fn query_returns_typed_rows() {
                 ["reddit", "2017-06-01"]
             ])
         );
-        let rows = query_posts_db(&env, &cancel, "PRAGMA table_info(posts)").unwrap();
+        let rows = query_posts_db(&data, &cancel, "PRAGMA table_info(posts)").unwrap();
         assert!(rows.as_array().unwrap().len() >= 8);
-        let rows = query_posts_db(&env, &cancel, "SELECT 1 WHERE 0").unwrap();
+        let rows = query_posts_db(&data, &cancel, "SELECT 1 WHERE 0").unwrap();
         assert_eq!(rows, json!([]));
     }
 }
@@ -250,7 +251,7 @@ fn query_returns_typed_rows() {
 fn query_refuses_writes_and_leaves_the_file_unchanged() {
     let (dir, path) = temp_db(Variant::TextId, &sample_posts());
     let before = std::fs::read(&path).unwrap();
-    let env = env(&path);
+    let data = posts_data(&path);
     let cancel = CancelToken::new();
     let other = dir.path().join("other.db");
     let attempts = [
@@ -277,23 +278,23 @@ fn query_refuses_writes_and_leaves_the_file_unchanged() {
         "REINDEX".to_owned(),
     ];
     for sql in &attempts {
-        let err = query_posts_db(&env, &cancel, sql).unwrap_err();
+        let err = query_posts_db(&data, &cancel, sql).unwrap_err();
         assert_eq!(err.kind(), "QueryRefused", "{sql}: {err}");
     }
     assert!(!other.exists());
     // The pooled connections are still hardened and usable afterwards.
-    let rows = query_posts_db(&env, &cancel, "PRAGMA query_only").unwrap();
+    let rows = query_posts_db(&data, &cancel, "PRAGMA query_only").unwrap();
     assert_eq!(rows, json!([[1]]));
-    let rows = query_posts_db(&env, &cancel, "SELECT count(*) FROM posts").unwrap();
+    let rows = query_posts_db(&data, &cancel, "SELECT count(*) FROM posts").unwrap();
     assert_eq!(rows, json!([[11]]));
-    drop(env);
+    drop(data);
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
 #[test]
 fn query_errors_are_typed() {
     let (_dir, path) = temp_db(Variant::IntegerId, &sample_posts());
-    let env = env_with(
+    let data = posts_data_with(
         &path,
         Limits {
             max_query_result_bytes: 4096,
@@ -301,24 +302,24 @@ fn query_errors_are_typed() {
         },
     );
     let cancel = CancelToken::new();
-    let err = query_posts_db(&env, &cancel, "SELECT * FROM bar").unwrap_err();
+    let err = query_posts_db(&data, &cancel, "SELECT * FROM bar").unwrap_err();
     assert_eq!(err.kind(), "SqlError");
     assert_eq!(err.to_string(), "no such table: bar");
-    let err = query_posts_db(&env, &cancel, "SELEC 1").unwrap_err();
+    let err = query_posts_db(&data, &cancel, "SELEC 1").unwrap_err();
     assert_eq!(err.kind(), "SqlError");
     assert!(err.to_string().contains("syntax error"), "{err}");
-    let err = query_posts_db(&env, &cancel, "   ").unwrap_err();
+    let err = query_posts_db(&data, &cancel, "   ").unwrap_err();
     assert!(matches!(
         err,
-        TasksError::InvalidArgument {
+        PostsTaskError::InvalidArgument {
             argument: "query",
             ..
         }
     ));
-    let err = query_posts_db(&env, &cancel, "-- just a comment").unwrap_err();
+    let err = query_posts_db(&data, &cancel, "-- just a comment").unwrap_err();
     assert_eq!(err.kind(), "QueryRefused", "{err}");
     let err = query_posts_db(
-        &env,
+        &data,
         &cancel,
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i, \
          'padding padding padding' FROM n",
@@ -326,11 +327,11 @@ fn query_errors_are_typed() {
     .unwrap_err();
     assert_eq!(err.kind(), "ResultTooLarge");
     assert!(err.to_string().contains("narrow the query"), "{err}");
-    let err = query_posts_db(&env, &cancel, "SELECT randomblob(200000000)").unwrap_err();
+    let err = query_posts_db(&data, &cancel, "SELECT randomblob(200000000)").unwrap_err();
     assert_eq!(err.kind(), "SqlError", "{err}");
     // Just under the cap still works.
     let rows = query_posts_db(
-        &env,
+        &data,
         &cancel,
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 100) SELECT i FROM n",
     )
@@ -341,7 +342,7 @@ fn query_errors_are_typed() {
 #[test]
 fn a_cancelled_query_is_interrupted_inside_sqlite() {
     let (_dir, path) = temp_db(Variant::TextId, &sample_posts());
-    let env = env(&path);
+    let data = posts_data(&path);
     let cancel = CancelToken::new();
     let canceller = {
         let cancel = cancel.clone();
@@ -353,16 +354,16 @@ fn a_cancelled_query_is_interrupted_inside_sqlite() {
     let started = Instant::now();
     // Produces no rows for a very long time: all the work is inside one SQLite step.
     let err = query_posts_db(
-        &env,
+        &data,
         &cancel,
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
          SELECT i FROM n WHERE i < 0",
     )
     .unwrap_err();
     canceller.join().unwrap();
-    assert!(matches!(err, TasksError::Cancelled), "{err:?}");
+    assert!(matches!(err, PostsTaskError::Cancelled), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
     // The connection went back to the pool clean.
-    let rows = query_posts_db(&env, &CancelToken::new(), "SELECT 1").unwrap();
+    let rows = query_posts_db(&data, &CancelToken::new(), "SELECT 1").unwrap();
     assert_eq!(rows, json!([[1]]));
 }

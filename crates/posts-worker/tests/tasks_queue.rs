@@ -10,20 +10,20 @@ use std::time::Duration;
 
 use jobq::{App, Broker, Client, Error, MemoryBroker, RedisBroker, SendOptions, TaskFailure};
 use jobq::{Worker, WorkerConfig};
-use posts_worker::tasks::{PostsEnv, register};
+use posts_worker::tasks::{PostsData, register};
 use serde_json::{Value, json};
 use tasks_support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `body` with a client while a worker with the posts tasks consumes `broker`.
-async fn with_worker<F, Fut>(broker: Arc<dyn Broker>, env: Arc<PostsEnv>, body: F)
+async fn with_worker<F, Fut>(broker: Arc<dyn Broker>, data: Arc<PostsData>, body: F)
 where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut app = App::new();
-    register(&mut app, env);
+    register(&mut app, data);
     let worker = Worker::new(
         app,
         Arc::clone(&broker),
@@ -257,7 +257,7 @@ async fn tasks_through_the_memory_broker() {
     for variant in VARIANTS {
         let (_dir, path) = temp_db(variant, &sample_posts());
         let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new("posts-tasks"));
-        with_worker(broker, env(&path), |client| exercise(client, &path)).await;
+        with_worker(broker, posts_data(&path), |client| exercise(client, &path)).await;
     }
 }
 
@@ -269,6 +269,6 @@ async fn tasks_through_redis() {
         let namespace = redis_harness::unique_namespace("tasks");
         let broker: Arc<dyn Broker> =
             Arc::new(RedisBroker::connect(redis.url(), &namespace).await.unwrap());
-        with_worker(broker, env(&path), |client| exercise(client, &path)).await;
+        with_worker(broker, posts_data(&path), |client| exercise(client, &path)).await;
     }
 }

@@ -21,9 +21,9 @@ use std::time::Instant;
 use anyhow::{Context, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use posts_seed::{ProgressEvent, SeedOptions, SyntheticOptions};
-use posts_store::read::{ReadConnection, ReadPool};
+use posts_store::read::ReadPool;
 use posts_store::write::WriteMode;
-use posts_worker::tasks::{CancelToken, PostsEnv};
+use posts_worker::tasks::{CancelToken, PostsData};
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
@@ -205,28 +205,48 @@ fn ensure_database(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A read-only connection through the same hardened pool the tasks use.
-fn open_read_only(db: &Path) -> anyhow::Result<ReadConnection> {
-    let pool = ReadPool::open(db)?;
-    Ok(pool.get()?)
+/// Runs `sql` through the same hardened read pool the tasks use and returns its rows.
+fn query_rows(db: &Path, sql: &str) -> anyhow::Result<Vec<Value>> {
+    let rows = ReadPool::open(db)?.query_json(sql, &CancelToken::new(), usize::MAX)?;
+    match rows {
+        Value::Array(rows) => Ok(rows),
+        other => bail!("{sql}: unexpected result {other}"),
+    }
+}
+
+/// The single value of a one-row, one-column query.
+fn query_value(db: &Path, sql: &str) -> anyhow::Result<Value> {
+    let rows = query_rows(db, sql)?;
+    rows.first()
+        .and_then(|row| row.get(0))
+        .cloned()
+        .with_context(|| format!("{sql}: no row"))
 }
 
 fn count_posts(db: &Path) -> anyhow::Result<u64> {
-    let n: i64 = open_read_only(db)?.query_row("SELECT count(*) FROM posts", [], |r| r.get(0))?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    Ok(query_value(db, "SELECT count(*) FROM posts")?
+        .as_u64()
+        .unwrap_or(0))
 }
 
 /// The smallest and largest `created_at`, so "the whole range" is every post.
 fn whole_range(db: &Path) -> anyhow::Result<(String, String)> {
-    let (from, to): (Option<String>, Option<String>) = open_read_only(db)?.query_row(
-        "SELECT min(created_at), max(created_at) FROM posts",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    match (from, to) {
+    let rows = query_rows(db, "SELECT min(created_at), max(created_at) FROM posts")?;
+    let bound = |i: usize| {
+        rows.first()
+            .and_then(|row| row.get(i))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match (bound(0), bound(1)) {
         (Some(from), Some(to)) => Ok((from, to)),
         _ => bail!("{} has no posts (delete it to rebuild)", db.display()),
     }
+}
+
+/// `text` as an SQL string literal.
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Runs one measurement in a fresh process and reads its JSON report.
@@ -266,22 +286,26 @@ fn child(mode: &str, args: &Args) -> anyhow::Result<()> {
     let (from, to) = whole_range(&args.db)?;
     let (seconds, rows) = match mode {
         "baseline" => {
-            let conn = open_read_only(&args.db)?;
+            let pool = ReadPool::open(&args.db)?;
+            let sql = format!(
+                "SELECT sum(length(post_blob)) FROM posts WHERE created_at BETWEEN {} AND {}",
+                sql_text(&from),
+                sql_text(&to)
+            );
             let started = Instant::now();
-            let chars: Option<i64> = conn.query_row(
-                "SELECT sum(length(post_blob)) FROM posts WHERE created_at BETWEEN ?1 AND ?2",
-                (&from, &to),
-                |r| r.get(0),
-            )?;
+            let chars = pool.query_json(&sql, &CancelToken::new(), 1024)?;
             let seconds = started.elapsed().as_secs_f64();
-            ensure!(chars.unwrap_or(0) > 0, "the baseline read no text");
+            ensure!(
+                chars[0][0].as_i64().unwrap_or(0) > 0,
+                "the baseline read no text"
+            );
             (seconds, count_posts(&args.db)?)
         }
         "substring" => {
-            let env = PostsEnv::open(&args.db)?;
+            let data = PostsData::open(&args.db)?;
             let started = Instant::now();
             let result = posts_worker::tasks::substring_matches_by_platform(
-                &env,
+                &data,
                 &CancelToken::new(),
                 &args.needle,
                 &from,
@@ -290,10 +314,10 @@ fn child(mode: &str, args: &Args) -> anyhow::Result<()> {
             (started.elapsed().as_secs_f64(), result.total_rows)
         }
         "entities" => {
-            let env = PostsEnv::open(&args.db)?;
+            let data = PostsData::open(&args.db)?;
             let started = Instant::now();
             let result = posts_worker::tasks::count_top_named_entities(
-                &env,
+                &data,
                 &CancelToken::new(),
                 10,
                 &from,
@@ -314,17 +338,19 @@ fn child(mode: &str, args: &Args) -> anyhow::Result<()> {
 /// The extractor on one thread over texts loaded beforehand (loading is not timed).
 fn extractor_alone(args: &Args) -> anyhow::Result<(f64, u64)> {
     use posts_entities::EntityExtractor;
-    let conn = open_read_only(&args.db)?;
-    let mut stmt = conn.prepare("SELECT post_blob FROM posts LIMIT ?1")?;
-    let mut texts = Vec::with_capacity(args.extractor_posts);
-    let mut rows = stmt.query([args.extractor_posts as i64])?;
-    while let Some(row) = rows.next()? {
-        let blob: Option<String> = row.get(0)?;
-        let text = posts_worker::tasks::post_text(blob.as_deref().map(str::as_bytes))
+    let blobs = query_rows(
+        &args.db,
+        &format!("SELECT post_blob FROM posts LIMIT {}", args.extractor_posts),
+    )?;
+    let mut texts = Vec::with_capacity(blobs.len());
+    for row in &blobs {
+        let blob = row.get(0).and_then(Value::as_str).map(str::as_bytes);
+        let text = posts_worker::tasks::post_text(blob)
             .map(|t| t.into_owned())
             .unwrap_or_default();
         texts.push(text);
     }
+    drop(blobs);
     let extractor = posts_entities::default_extractor();
     let mut found = Vec::new();
     let mut entities = 0usize;

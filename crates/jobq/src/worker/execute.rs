@@ -6,6 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::admin::DeadLetter;
@@ -79,12 +80,15 @@ pub(crate) fn malformed(
     }
 }
 
-/// Runs `job` with its handler and turns the outcome into an acknowledgement.
+/// Runs `job` with its handler and turns the outcome into an acknowledgement. `slot` (the
+/// worker's concurrency permit) is released when the handler is really done, which for a
+/// blocking handler past its time limit is after this returns.
 pub(crate) async fn run(
     app: &App,
     job: JobMessage,
     payload: String,
     settings: &ExecSettings,
+    slot: OwnedSemaphorePermit,
 ) -> Finished {
     let span = info_span!(
         "job",
@@ -93,7 +97,7 @@ pub(crate) async fn run(
         attempt = job.attempt,
         queue = %job.queue
     );
-    run_in_span(app, job, payload, settings)
+    run_in_span(app, job, payload, settings, slot)
         .instrument(span)
         .await
 }
@@ -103,6 +107,7 @@ async fn run_in_span(
     mut job: JobMessage,
     payload: String,
     settings: &ExecSettings,
+    slot: OwnedSemaphorePermit,
 ) -> Finished {
     let ttl = job
         .result_ttl_ms
@@ -113,7 +118,7 @@ async fn run_in_span(
         warn!(%error, "dead-lettering a job for an unknown task");
         return fail_for_good(job, payload, error, ttl, true);
     };
-    let ctx = TaskContext::new(&job.id, &job.task, &job.queue, job.attempt);
+    let ctx = TaskContext::new(&job.id, &job.task, &job.queue, job.attempt, Some(slot));
     let time_limit = job
         .time_limit_ms
         .map(Duration::from_millis)

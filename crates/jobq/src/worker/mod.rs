@@ -444,9 +444,14 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, payloads: Vec<String>) {
 /// job that finishes sooner the state would be gone before anyone could read it, and
 /// writing and clearing it would cost Redis two extra key writes per job, a large share of
 /// a short job's cost.
-async fn run_recording_start(shared: &Shared, job: JobMessage, payload: String) -> Finished {
+async fn run_recording_start(
+    shared: &Shared,
+    job: JobMessage,
+    payload: String,
+    slot: OwnedSemaphorePermit,
+) -> Finished {
     let job_id = job.id.clone();
-    let run = execute::run(&shared.app, job, payload, &shared.settings);
+    let run = execute::run(&shared.app, job, payload, &shared.settings, slot);
     tokio::pin!(run);
     match tokio::time::timeout(STARTED_AFTER, &mut run).await {
         Ok(finished) => finished,
@@ -488,12 +493,12 @@ async fn run_job(
                     slot = Arc::clone(&shared.running).acquire_owned() => slot.ok(),
                 },
             };
-            let Some(_slot) = slot else {
+            let Some(slot) = slot else {
                 // Not started before shutdown: it stays outstanding and is put back.
                 shared.fetched.add_permits(1);
                 return;
             };
-            run_recording_start(&shared, *job, payload).await
+            run_recording_start(&shared, *job, payload, slot).await
         }
     };
     if !finished.writes.is_empty() && !apply_writes(&shared, finished.writes).await {

@@ -7,11 +7,11 @@ use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
-use super::error::ReadError;
+use super::error::{ReadError, SqliteFailure};
 use super::guard;
 
 /// A connection borrowed from a [`ReadPool`]; it goes back to the pool when dropped.
-pub type ReadConnection = r2d2::PooledConnection<SqliteConnectionManager>;
+pub(crate) type ReadConnection = r2d2::PooledConnection<SqliteConnectionManager>;
 
 /// Settings of a [`ReadPool`].
 #[derive(Debug, Clone)]
@@ -20,7 +20,8 @@ pub struct ReadPoolOptions {
     pub max_size: u32,
     /// How long a reader waits on a lock held by a writer (WAL makes this rare).
     pub busy_timeout: Duration,
-    /// How long [`ReadPool::get`] waits for a free connection.
+    /// How long an operation waits for a free connection before failing with
+    /// [`ReadError::NoConnection`].
     pub checkout_timeout: Duration,
 }
 
@@ -77,14 +78,12 @@ impl ReadPool {
             });
         // One connection opened eagerly so a bad file is reported now, with SQLite's reason,
         // instead of as a pool timeout on first use.
-        let first = manager.connect().map_err(|source| ReadError::Open {
+        let open_error = |e: rusqlite::Error| ReadError::Open {
             path: path.clone(),
-            source,
-        })?;
-        probe(&first).map_err(|source| ReadError::Open {
-            path: path.clone(),
-            source,
-        })?;
+            source: SqliteFailure::from_rusqlite(&e),
+        };
+        let first = manager.connect().map_err(open_error)?;
+        probe(&first).map_err(open_error)?;
         drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(options.max_size.max(1))
@@ -97,9 +96,12 @@ impl ReadPool {
     /// Borrows a read-only connection.
     ///
     /// # Errors
-    /// [`ReadError::Pool`] when none frees up within the checkout timeout.
-    pub fn get(&self) -> Result<ReadConnection, ReadError> {
-        Ok(self.pool.get()?)
+    /// [`ReadError::NoConnection`] when none frees up within the checkout timeout.
+    pub(crate) fn get(&self) -> Result<ReadConnection, ReadError> {
+        self.pool.get().map_err(|e| ReadError::NoConnection {
+            waited: self.pool.connection_timeout(),
+            reason: e.to_string(),
+        })
     }
 
     /// The database file this pool reads.

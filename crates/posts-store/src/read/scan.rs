@@ -1,5 +1,6 @@
 //! Streaming scans of posts whose `created_at` lies in a range, and their split into parts
-//! that separate threads (each with its own pooled connection) can scan in parallel.
+//! that separate threads (each with its own pooled connection) can scan in parallel (see
+//! [`ReadPool::fold_range`](super::ReadPool::fold_range), which runs them).
 //!
 //! A scan hands each row to a callback as borrowed slices of SQLite's own buffers, so
 //! neither the range nor even one owned row is ever materialised. The range keeps SQLite's
@@ -11,7 +12,7 @@ use std::ops::ControlFlow;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 
-use super::error::ReadError;
+use super::error::{OrReadError, ReadError};
 use super::pool::ReadPool;
 
 /// The columns every scan yields, and the table they come from.
@@ -52,8 +53,10 @@ impl CreatedAtRange {
 }
 
 /// One post as a scan sees it, borrowed from SQLite for the duration of the callback.
+/// (Not to be confused with the writer's owned row: this one only has what readers need.)
 #[derive(Debug, Clone, Copy)]
-pub struct PostRow<'a> {
+#[non_exhaustive]
+pub struct ScannedPost<'a> {
     /// The row's rowid (the `id` column in the integer-key schema variant).
     pub rowid: i64,
     /// `platform`, `None` when NULL.
@@ -64,18 +67,18 @@ pub struct PostRow<'a> {
     pub post_blob: Option<&'a [u8]>,
 }
 
-/// How a scan ended.
+/// How a scan of one part ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScanOutcome {
+pub(crate) struct ScanOutcome {
     /// Rows handed to the callback.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Whether the callback asked to stop before the end.
-    pub stopped: bool,
+    pub(crate) stopped: bool,
 }
 
 /// How a [`ScanPlan`] divides its range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanStrategy {
+pub(crate) enum ScanStrategy {
     /// One part, letting SQLite pick its access path.
     Single,
     /// Equal `rowid` spans, each read sequentially from the table; used when the range
@@ -89,25 +92,20 @@ pub enum ScanStrategy {
 
 /// A range split into parts whose union is exactly the range's rows, each row in one part.
 #[derive(Debug, Clone)]
-pub struct ScanPlan {
+pub(crate) struct ScanPlan {
     strategy: ScanStrategy,
     parts: Vec<ScanPart>,
 }
 
 impl ScanPlan {
     /// How the range was divided.
-    pub fn strategy(&self) -> ScanStrategy {
+    pub(crate) fn strategy(&self) -> ScanStrategy {
         self.strategy
     }
 
     /// The parts, in no particular order of cost.
-    pub fn parts(&self) -> &[ScanPart] {
+    pub(crate) fn parts(&self) -> &[ScanPart] {
         &self.parts
-    }
-
-    /// The parts, owned.
-    pub fn into_parts(self) -> Vec<ScanPart> {
-        self.parts
     }
 }
 
@@ -127,14 +125,14 @@ enum Bounds {
 
 /// One independently scannable slice of a range.
 #[derive(Debug, Clone)]
-pub struct ScanPart {
+pub(crate) struct ScanPart {
     range: CreatedAtRange,
     bounds: Bounds,
 }
 
 impl ScanPart {
     /// A part covering the whole range.
-    pub fn whole(range: CreatedAtRange) -> Self {
+    pub(crate) fn whole(range: CreatedAtRange) -> Self {
         Self {
             range,
             bounds: Bounds::Whole,
@@ -144,11 +142,16 @@ impl ScanPart {
     /// Streams this part's rows to `visit` on `conn` until the end or until `visit` breaks.
     ///
     /// # Errors
-    /// [`ReadError::Sql`] for SQLite failures (including an interrupt), and
-    /// [`ReadError::InvalidText`] for a `platform` or `created_at` that is not UTF-8.
-    pub fn for_each<F>(&self, conn: &Connection, mut visit: F) -> Result<ScanOutcome, ReadError>
+    /// [`ReadError::Sqlite`] for SQLite failures, [`ReadError::Cancelled`] for an
+    /// interrupt, and [`ReadError::InvalidText`] for a `platform` or `created_at` that is
+    /// not UTF-8.
+    pub(crate) fn for_each<F>(
+        &self,
+        conn: &Connection,
+        mut visit: F,
+    ) -> Result<ScanOutcome, ReadError>
     where
-        F: FnMut(PostRow<'_>) -> ControlFlow<()>,
+        F: FnMut(ScannedPost<'_>) -> ControlFlow<()>,
     {
         let mut params = vec![
             Value::Text(self.range.from.clone()),
@@ -179,19 +182,19 @@ impl ScanPart {
                 sql
             }
         };
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params_from_iter(params))?;
+        let mut stmt = conn.prepare_cached(&sql).or_read_error()?;
+        let mut rows = stmt.query(params_from_iter(params)).or_read_error()?;
         let mut outcome = ScanOutcome {
             rows: 0,
             stopped: false,
         };
-        while let Some(row) = rows.next()? {
-            let rowid: i64 = row.get(0)?;
-            let post = PostRow {
+        while let Some(row) = rows.next().or_read_error()? {
+            let rowid: i64 = row.get(0).or_read_error()?;
+            let post = ScannedPost {
                 rowid,
-                platform: text_column(rowid, "platform", row.get_ref(1)?)?,
-                created_at: text_column(rowid, "created_at", row.get_ref(2)?)?,
-                post_blob: match row.get_ref(3)? {
+                platform: text_column(rowid, "platform", row.get_ref(1).or_read_error()?)?,
+                created_at: text_column(rowid, "created_at", row.get_ref(2).or_read_error()?)?,
+                post_blob: match row.get_ref(3).or_read_error()? {
                     ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Some(bytes),
                     ValueRef::Null | ValueRef::Integer(_) | ValueRef::Real(_) => None,
                 },
@@ -227,19 +230,6 @@ struct Layout {
 }
 
 impl ReadPool {
-    /// Streams every post in `range` to `visit` on one connection.
-    ///
-    /// # Errors
-    /// As [`ScanPart::for_each`], plus [`ReadError::Pool`] and [`ReadError::Schema`].
-    pub fn scan<F>(&self, range: &CreatedAtRange, visit: F) -> Result<ScanOutcome, ReadError>
-    where
-        F: FnMut(PostRow<'_>) -> ControlFlow<()>,
-    {
-        let conn = self.get()?;
-        check_columns(&conn)?;
-        ScanPart::whole(range.clone()).for_each(&conn, visit)
-    }
-
     /// Splits `range` into at most `parts` parts of similar size for a parallel scan.
     ///
     /// Selective ranges are cut at `created_at` quantiles read from the index; ranges
@@ -248,18 +238,23 @@ impl ReadPool {
     ///
     /// # Errors
     /// [`ReadError::Schema`] when `posts` lacks `platform`, `created_at` or `post_blob`;
-    /// [`ReadError::Pool`] / [`ReadError::Sql`] otherwise.
-    pub fn plan_scan(&self, range: &CreatedAtRange, parts: usize) -> Result<ScanPlan, ReadError> {
+    /// [`ReadError::NoConnection`] / [`ReadError::Sqlite`] otherwise.
+    pub(crate) fn plan_scan(
+        &self,
+        range: &CreatedAtRange,
+        parts: usize,
+    ) -> Result<ScanPlan, ReadError> {
         let conn = self.get()?;
         let layout = inspect(&conn)?;
         let single = || ScanPlan {
             strategy: ScanStrategy::Single,
             parts: vec![ScanPart::whole(range.clone())],
         };
-        let (first, last): (Option<i64>, Option<i64>) =
-            conn.query_row("SELECT min(rowid), max(rowid) FROM posts", [], |row| {
+        let (first, last): (Option<i64>, Option<i64>) = conn
+            .query_row("SELECT min(rowid), max(rowid) FROM posts", [], |row| {
                 Ok((row.get(0)?, row.get(1)?))
-            })?;
+            })
+            .or_read_error()?;
         let (Some(first), Some(last)) = (first, last) else {
             return Ok(single());
         };
@@ -270,16 +265,18 @@ impl ReadPool {
         }
         if layout.created_at_indexed {
             let dense_from = span / 3;
-            let in_range: i64 = conn.query_row(
-                "SELECT count(*) FROM (SELECT 1 FROM posts WHERE created_at BETWEEN ?1 AND ?2 \
+            let in_range: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM (SELECT 1 FROM posts WHERE created_at BETWEEN ?1 AND ?2 \
                  LIMIT ?3)",
-                (
-                    &range.from,
-                    &range.to,
-                    i64::try_from(dense_from + 1).unwrap_or(i64::MAX),
-                ),
-                |row| row.get(0),
-            )?;
+                    (
+                        &range.from,
+                        &range.to,
+                        i64::try_from(dense_from + 1).unwrap_or(i64::MAX),
+                    ),
+                    |row| row.get(0),
+                )
+                .or_read_error()?;
             let in_range = u64::try_from(in_range).unwrap_or(0);
             if in_range <= dense_from {
                 let parts = parts.min(in_range / MIN_ROWS_PER_PART);
@@ -326,15 +323,17 @@ fn quantile_plan(
 ) -> Result<ScanPlan, ReadError> {
     let step = rows.div_ceil(parts).max(1);
     let mut cuts: Vec<Value> = Vec::with_capacity(parts as usize);
-    let mut stmt = conn.prepare(
-        "SELECT created_at FROM posts WHERE created_at BETWEEN ?1 AND ?2 ORDER BY created_at",
-    )?;
-    let mut values = stmt.query((&range.from, &range.to))?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT created_at FROM posts WHERE created_at BETWEEN ?1 AND ?2 ORDER BY created_at",
+        )
+        .or_read_error()?;
+    let mut values = stmt.query((&range.from, &range.to)).or_read_error()?;
     let mut seen = 0u64;
-    while let Some(row) = values.next()? {
+    while let Some(row) = values.next().or_read_error()? {
         seen += 1;
         if seen.is_multiple_of(step) && seen < rows {
-            let value: Value = row.get(0)?;
+            let value: Value = row.get(0).or_read_error()?;
             // Equal timestamps must stay in one part: a cut equal to the previous one would
             // make an empty part, so it is skipped.
             if cuts.last() != Some(&value) {
@@ -374,21 +373,27 @@ fn quantile_plan(
 fn inspect(conn: &Connection) -> Result<Layout, ReadError> {
     check_columns(conn)?;
     // An index helps a range on created_at only when created_at is its first column.
-    let created_at_indexed: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_index_list('posts') AS il \
+    let created_at_indexed: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_index_list('posts') AS il \
          JOIN pragma_index_info(il.name) AS ii WHERE ii.seqno = 0 AND ii.name = 'created_at')",
-        [],
-        |row| row.get(0),
-    )?;
+            [],
+            |row| row.get(0),
+        )
+        .or_read_error()?;
     Ok(Layout { created_at_indexed })
 }
 
 /// Checks that `posts` has the columns readers need.
 fn check_columns(conn: &Connection) -> Result<(), ReadError> {
-    let mut stmt = conn.prepare_cached("SELECT name FROM pragma_table_info('posts')")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM pragma_table_info('posts')")
+        .or_read_error()?;
     let columns: Vec<String> = stmt
-        .query_map([], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+        .query_map([], |row| row.get(0))
+        .or_read_error()?
+        .collect::<Result<_, _>>()
+        .or_read_error()?;
     if columns.is_empty() {
         return Err(ReadError::Schema {
             reason: "there is no table named posts".into(),

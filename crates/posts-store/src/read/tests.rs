@@ -7,6 +7,7 @@ use std::path::Path;
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
+use super::scan::{ScanOutcome, ScanPart, ScanStrategy};
 use super::*;
 
 use crate::schema::{SchemaVariant as Variant, create_indexes};
@@ -75,14 +76,22 @@ fn many_timestamps(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// Streams every post in `range` to `visit` on one connection, as one part.
+fn scan<F>(pool: &ReadPool, range: &CreatedAtRange, visit: F) -> Result<ScanOutcome, ReadError>
+where
+    F: FnMut(ScannedPost<'_>) -> ControlFlow<()>,
+{
+    let conn = pool.get()?;
+    ScanPart::whole(range.clone()).for_each(&conn, visit)
+}
+
 fn scan_created_at(pool: &ReadPool, range: &CreatedAtRange) -> Vec<String> {
     let mut seen = Vec::new();
-    let outcome = pool
-        .scan(range, |row| {
-            seen.push(row.created_at.unwrap().to_owned());
-            ControlFlow::Continue(())
-        })
-        .unwrap();
+    let outcome = scan(pool, range, |row| {
+        seen.push(row.created_at.unwrap().to_owned());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     assert_eq!(outcome.rows as usize, seen.len());
     assert!(!outcome.stopped);
     seen.sort();
@@ -184,8 +193,10 @@ fn scan_streams_and_stops_when_asked() {
     );
     let pool = ReadPool::open(&path).unwrap();
     let mut blobs = 0;
-    let outcome = pool
-        .scan(&CreatedAtRange::new("2017-01-01", "2018-01-01"), |row| {
+    let outcome = scan(
+        &pool,
+        &CreatedAtRange::new("2017-01-01", "2018-01-01"),
+        |row| {
             assert!(row.platform.is_some());
             blobs += usize::from(row.post_blob.is_some_and(|b| b.starts_with(b"{")));
             if blobs == 10 {
@@ -193,8 +204,9 @@ fn scan_streams_and_stops_when_asked() {
             } else {
                 ControlFlow::Continue(())
             }
-        })
-        .unwrap();
+        },
+    )
+    .unwrap();
     assert_eq!(
         outcome,
         ScanOutcome {
@@ -235,7 +247,7 @@ fn check_plan(pool: &ReadPool, range: &CreatedAtRange, parts: usize) -> ScanStra
     let unique: BTreeSet<i64> = by_parts.iter().copied().collect();
     assert_eq!(unique.len(), by_parts.len(), "a row was seen twice");
     let mut whole = BTreeSet::new();
-    pool.scan(range, |row| {
+    scan(pool, range, |row| {
         whole.insert(row.rowid);
         ControlFlow::Continue(())
     })
@@ -293,4 +305,205 @@ fn quantile_cuts_keep_equal_timestamps_together() {
     );
     let plan = pool.plan_scan(&range, 8).unwrap();
     assert!(plan.parts().len() <= 3, "{} parts", plan.parts().len());
+}
+
+/// Sums rowids and counts rows per platform through the parallel fold.
+fn fold_summary(
+    pool: &ReadPool,
+    range: &CreatedAtRange,
+    cancel: &CancelToken,
+) -> Result<(u64, i128, [u64; 3]), ReadError> {
+    let platform_index = |p: &str| {
+        ["twitter", "reddit", "facebook"]
+            .iter()
+            .position(|x| *x == p)
+    };
+    let folded = pool.fold_range(
+        range,
+        cancel,
+        || (0i128, [0u64; 3]),
+        |(sum, per_platform), row| {
+            *sum += i128::from(row.rowid);
+            if let Some(i) = row.platform.and_then(platform_index) {
+                per_platform[i] += 1;
+            }
+        },
+        |(a, pa), (b, pb)| (a + b, [pa[0] + pb[0], pa[1] + pb[1], pa[2] + pb[2]]),
+    )?;
+    Ok((folded.rows, folded.state.0, folded.state.1))
+}
+
+#[test]
+fn parallel_fold_equals_a_sequential_scan_for_every_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(&path, Variant::TextId, true, &many_timestamps(30_000));
+    let pool = ReadPool::open(&path).unwrap();
+    for range in [
+        CreatedAtRange::new("2017-05-01", "2017-06-01"),
+        CreatedAtRange::new("2017-05-03", "2017-05-07 23:59:59"),
+        CreatedAtRange::new("2017-05-05 10:00:00", "2017-05-05 11:00:00"),
+        CreatedAtRange::new("2018-01-01", "2018-12-31"),
+    ] {
+        let (mut rows, mut sum, mut per_platform) = (0u64, 0i128, [0u64; 3]);
+        scan(&pool, &range, |row| {
+            rows += 1;
+            sum += i128::from(row.rowid);
+            let i = ["twitter", "reddit", "facebook"]
+                .iter()
+                .position(|p| Some(*p) == row.platform)
+                .unwrap();
+            per_platform[i] += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        let folded = fold_summary(&pool, &range, &CancelToken::new()).unwrap();
+        assert_eq!(folded, (rows, sum, per_platform), "{range:?}");
+    }
+}
+
+#[test]
+fn a_cancelled_fold_stops_with_cancelled_and_leaves_the_pool_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(&path, Variant::TextId, true, &many_timestamps(30_000));
+    let pool = ReadPool::open(&path).unwrap();
+    let range = CreatedAtRange::new("2017-05-01", "2017-06-01");
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let err = fold_summary(&pool, &range, &cancelled).unwrap_err();
+    assert!(matches!(err, ReadError::Cancelled), "{err:?}");
+
+    // Cancelled mid-fold, from inside the fold itself: the scan must notice and stop.
+    let cancel = CancelToken::new();
+    let seen = std::sync::atomic::AtomicU64::new(0);
+    let err = pool
+        .fold_range(
+            &range,
+            &cancel,
+            || (),
+            |(), _| {
+                if seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 1000 {
+                    cancel.cancel();
+                }
+            },
+            |(), ()| (),
+        )
+        .unwrap_err();
+    assert!(matches!(err, ReadError::Cancelled), "{err:?}");
+    let seen = seen.into_inner();
+    assert!(seen < 30_000, "the fold ran to the end ({seen} rows)");
+
+    let after = fold_summary(&pool, &range, &CancelToken::new()).unwrap();
+    assert_eq!(after.0, 30_000);
+}
+
+#[test]
+fn folds_on_a_pool_smaller_than_the_thread_count_all_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(
+        &path,
+        Variant::AutoIncrementId,
+        true,
+        &many_timestamps(30_000),
+    );
+    let pool = ReadPool::open_with(
+        &path,
+        ReadPoolOptions {
+            max_size: 2,
+            ..ReadPoolOptions::default()
+        },
+    )
+    .unwrap();
+    let range = CreatedAtRange::new("2017-05-01", "2017-06-01");
+    let expected = fold_summary(&pool, &range, &CancelToken::new()).unwrap();
+    let results: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| fold_summary(&pool, &range, &CancelToken::new())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for result in results {
+        assert_eq!(result.unwrap(), expected);
+    }
+}
+
+#[test]
+fn query_json_rows_refusals_cap_and_sqlite_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(&path, Variant::TextId, true, &boundary_timestamps());
+    let pool = ReadPool::open(&path).unwrap();
+    let cancel = CancelToken::new();
+    let rows = pool
+        .query_json("SELECT 1, 2.5, 'text', NULL, x'00ff10'", &cancel, 1024)
+        .unwrap();
+    assert_eq!(rows, serde_json::json!([[1, 2.5, "text", null, "AP8Q"]]));
+
+    let err = pool
+        .query_json("DELETE FROM posts", &cancel, 1024)
+        .unwrap_err();
+    assert!(matches!(err, ReadError::QueryRefused { .. }), "{err:?}");
+    let err = pool
+        .query_json("SELECT 1; SELECT 2", &cancel, 1024)
+        .unwrap_err();
+    assert!(matches!(err, ReadError::QueryRefused { .. }), "{err:?}");
+
+    // 7 rows of `[n]` plus brackets and commas is 2 + 7 * 3 + 6 = 29 bytes.
+    let all = "SELECT rowid FROM posts ORDER BY rowid";
+    assert_eq!(
+        pool.query_json(all, &cancel, 29)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+    let err = pool.query_json(all, &cancel, 28).unwrap_err();
+    assert!(
+        matches!(err, ReadError::ResultTooLarge { limit: 28 }),
+        "{err:?}"
+    );
+
+    let err = pool
+        .query_json("SELECT * FROM bar", &cancel, 1024)
+        .unwrap_err();
+    let ReadError::Sqlite(failure) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(failure.message(), "no such table: bar");
+    assert_eq!(failure.code(), Some(1), "SQLITE_ERROR");
+    assert_eq!(
+        err.to_string(),
+        "SQLite error: no such table: bar (SQLite code 1)"
+    );
+}
+
+#[test]
+fn a_cancel_interrupts_a_query_inside_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(&path, Variant::TextId, true, &boundary_timestamps());
+    let pool = ReadPool::open(&path).unwrap();
+    let cancel = CancelToken::new();
+    let err = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            cancel.cancel();
+        });
+        // No row for a very long time: all the work is inside one SQLite step.
+        pool.query_json(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+             SELECT i FROM n WHERE i < 0",
+            &cancel,
+            1024,
+        )
+        .unwrap_err()
+    });
+    assert!(matches!(err, ReadError::Cancelled), "{err:?}");
+    let rows = pool
+        .query_json("SELECT count(*) FROM posts", &CancelToken::new(), 1024)
+        .unwrap();
+    assert_eq!(rows, serde_json::json!([[7]]));
 }

@@ -188,14 +188,14 @@ async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<WorkerBroker> {
 }
 
 /// Opens the posts DB for reading, with a one-line error that says how to create it.
-fn open_posts_env(global: &GlobalOptions) -> anyhow::Result<Arc<posts_worker::tasks::PostsEnv>> {
+fn open_posts_env(global: &GlobalOptions) -> anyhow::Result<Arc<posts_worker::tasks::PostsData>> {
     if !global.db.exists() {
         anyhow::bail!(
             "posts database {} does not exist; create it with `cargo xtask seed` (or `posts-worker seed`), or point --db/POSTS_DB_PATH at one",
             global.db.display()
         );
     }
-    let env = posts_worker::tasks::PostsEnv::open(&global.db)
+    let env = posts_worker::tasks::PostsData::open(&global.db)
         .with_context(|| format!("cannot open posts database {}", global.db.display()))?;
     Ok(Arc::new(env))
 }

@@ -4,11 +4,11 @@ use chrono::{NaiveDate, NaiveDateTime};
 
 use posts_store::read::CreatedAtRange;
 
-use super::error::TasksError;
+use super::error::PostsTaskError;
 
 /// The `created_at` range from the task arguments `from_` and `to`, both checked with
 /// [`check_timestamp`].
-pub(crate) fn checked_range(from: &str, to: &str) -> Result<CreatedAtRange, TasksError> {
+pub(crate) fn checked_range(from: &str, to: &str) -> Result<CreatedAtRange, PostsTaskError> {
     check_timestamp("from_", from)?;
     check_timestamp("to", to)?;
     Ok(CreatedAtRange::new(from, to))
@@ -19,14 +19,14 @@ pub(crate) fn checked_range(from: &str, to: &str) -> Result<CreatedAtRange, Task
 ///
 /// The text itself is what gets bound, unchanged, so `to = "2017-06-01"` keeps SQLite's
 /// `BETWEEN` meaning (it excludes `"2017-06-01 00:00:05"`).
-pub fn check_timestamp(argument: &'static str, value: &str) -> Result<(), TasksError> {
+pub fn check_timestamp(argument: &'static str, value: &str) -> Result<(), PostsTaskError> {
     let shape_ok = match value.len() {
         10 => matches_shape(value, "dddd-dd-dd"),
         19 => matches_shape(value, "dddd-dd-dd dd:dd:dd"),
         _ => false,
     };
     if !shape_ok {
-        return Err(TasksError::invalid(
+        return Err(PostsTaskError::invalid(
             argument,
             format!("{value:?} is not a date written YYYY-MM-DD or YYYY-MM-DD HH:MM:SS"),
         ));
@@ -39,7 +39,7 @@ pub fn check_timestamp(argument: &'static str, value: &str) -> Result<(), TasksE
     if valid {
         Ok(())
     } else {
-        Err(TasksError::invalid(
+        Err(PostsTaskError::invalid(
             argument,
             format!("{value:?} is not a valid calendar date and time"),
         ))
@@ -56,14 +56,14 @@ fn matches_shape(value: &str, shape: &str) -> bool {
 }
 
 /// Checks the `k` of `count_top_named_entities` and converts it to a count.
-pub fn check_top_k(k: i64) -> Result<usize, TasksError> {
+pub fn check_top_k(k: i64) -> Result<usize, PostsTaskError> {
     if k < 1 {
-        return Err(TasksError::invalid(
+        return Err(PostsTaskError::invalid(
             "k",
             format!("must be at least 1, got {k}"),
         ));
     }
-    usize::try_from(k).map_err(|_| TasksError::invalid("k", format!("{k} is too large")))
+    usize::try_from(k).map_err(|_| PostsTaskError::invalid("k", format!("{k} is too large")))
 }
 
 #[cfg(test)]
@@ -94,7 +94,7 @@ mod tests {
         ] {
             let err = check_timestamp("to", bad).unwrap_err();
             assert!(
-                matches!(err, TasksError::InvalidArgument { argument: "to", .. }),
+                matches!(err, PostsTaskError::InvalidArgument { argument: "to", .. }),
                 "{bad}"
             );
         }

@@ -7,11 +7,11 @@ use chrono::{SecondsFormat, Utc};
 use posts_entities::Entity;
 use serde::Serialize;
 
-use super::PostsEnv;
+use posts_store::read::CancelToken;
+
+use super::PostsData;
 use super::args::{check_top_k, checked_range};
-use super::cancel::CancelToken;
-use super::error::TasksError;
-use super::parallel::fold_range;
+use super::error::PostsTaskError;
 use super::post_text::post_text;
 
 /// What the task writes to its result key.
@@ -35,19 +35,18 @@ struct Tally {
 /// mentioning them (an entity repeated within a post counts once for it) and returns the
 /// top `k`. An empty range gives an empty list.
 pub fn count_top_named_entities(
-    env: &PostsEnv,
+    data: &PostsData,
     cancel: &CancelToken,
     k: i64,
     from: &str,
     to: &str,
-) -> Result<TopNamedEntities, TasksError> {
+) -> Result<TopNamedEntities, PostsTaskError> {
     let k = check_top_k(k)?;
     let range = checked_range(from, to)?;
-    let extractor = env.extractor();
-    let folded = fold_range(
-        env.pool(),
-        cancel,
+    let extractor = data.extractor();
+    let folded = data.pool().fold_range(
         &range,
+        cancel,
         Tally::default,
         |tally, row| {
             let Ok(text) = post_text(row.post_blob) else {

@@ -1,11 +1,17 @@
-//! The typed failures of the posts tasks and their `kind` strings on the queue.
+//! The typed failure of the posts tasks and its `kind` strings on the queue.
+//!
+//! On one job's path there are three error types, each at its own layer:
+//! [`ReadError`] (posts-store: what the database said), [`PostsTaskError`] (this crate:
+//! what the task reports, including bad argument values) and `jobq::TaskError` (the
+//! `kind` + message a client receives, built from a `PostsTaskError` by `From`).
 
 use posts_store::read::ReadError;
 
-/// Why a posts task failed. [`TasksError::kind`] is the `kind` a client sees in the job's
-/// failure; the message says what was wrong and, where it helps, what to do.
+/// Why a posts task failed. [`PostsTaskError::kind`] is the `kind` a client sees in the
+/// job's failure; the message says what was wrong and, where it helps, what to do.
 #[derive(Debug, thiserror::Error)]
-pub enum TasksError {
+#[non_exhaustive]
+pub enum PostsTaskError {
     /// An argument has the right type but a bad value.
     #[error("argument {argument:?}: {reason}")]
     InvalidArgument {
@@ -20,7 +26,7 @@ pub enum TasksError {
         /// Which rule the query broke.
         reason: String,
     },
-    /// SQLite rejected or failed the query; the message is SQLite's.
+    /// SQLite rejected or failed the caller's query; the message is SQLite's.
     #[error("{message}")]
     Sql {
         /// SQLite's message, e.g. `no such table: bar`.
@@ -43,7 +49,7 @@ pub enum TasksError {
     Database(ReadError),
 }
 
-impl TasksError {
+impl PostsTaskError {
     /// The machine-readable failure kind.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -62,33 +68,32 @@ impl TasksError {
             reason: reason.into(),
         }
     }
+
+    /// The failure of `query_posts_db`: the caller's SQL is the input there, so SQLite's
+    /// complaints about it are the caller's [`PostsTaskError::Sql`], not a database fault.
+    pub(crate) fn from_query(e: ReadError) -> Self {
+        match e {
+            ReadError::QueryRefused { reason } => Self::QueryRefused { reason },
+            ReadError::ResultTooLarge { limit } => Self::ResultTooLarge { limit },
+            ReadError::Sqlite(failure) => Self::Sql {
+                message: failure.message().to_owned(),
+            },
+            other => other.into(),
+        }
+    }
 }
 
-impl From<ReadError> for TasksError {
+impl From<ReadError> for PostsTaskError {
     fn from(e: ReadError) -> Self {
         match e {
-            ReadError::Sql(e) if is_interrupt(&e) => Self::Cancelled,
+            ReadError::Cancelled => Self::Cancelled,
             other => Self::Database(other),
         }
     }
 }
 
-impl From<TasksError> for jobq::TaskError {
-    fn from(e: TasksError) -> Self {
+impl From<PostsTaskError> for jobq::TaskError {
+    fn from(e: PostsTaskError) -> Self {
         jobq::TaskError::new(e.kind(), e.to_string())
-    }
-}
-
-/// Whether SQLite stopped because `sqlite3_interrupt` was called.
-pub(crate) fn is_interrupt(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
-}
-
-/// SQLite's own message for an error, without rusqlite's decorations.
-pub(crate) fn sqlite_message(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqliteFailure(_, Some(message)) => message.clone(),
-        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
-        other => other.to_string(),
     }
 }

@@ -7,17 +7,16 @@
 //! | `substring_matches_by_platform` | `match`, `from_`, `to` | `{"<platform>": n, ..., "total_rows": N}` |
 //! | `count_top_named_entities` | `k`, `from_`, `to`, `result_key` | `true`; `{"top_named_entities": [[entity, n], ...], "timestamp": ...}` at `result_key` |
 //!
-//! Every task runs as a blocking handler (off the async runtime), reads through the
-//! hardened read-only pool of [`posts_store::read`], and stops when jobq's time limit fires:
-//! the [`CancelToken`] wired to `TaskContext::on_cancel` interrupts SQLite and the scans
-//! poll it. Failures are [`TasksError`]s whose [`kind`](TasksError::kind) clients see.
+//! Every task runs as a blocking handler (off the async runtime) and calls one typed
+//! operation of [`posts_store::read`] (a parallel fold over a range, or a read-only query),
+//! which owns the SQLite side. It stops when jobq's time limit fires: the [`CancelToken`]
+//! wired to `TaskContext::on_cancel` interrupts SQLite and the scans poll it. Failures are
+//! [`PostsTaskError`]s whose [`kind`](PostsTaskError::kind) clients see.
 
 mod args;
-mod cancel;
 mod entities;
 mod error;
 mod matcher;
-mod parallel;
 mod post_text;
 mod query;
 mod substring;
@@ -31,13 +30,16 @@ use posts_entities::EntityExtractor;
 use posts_store::read::{ReadError, ReadPool};
 
 pub use args::check_timestamp;
-pub use cancel::CancelToken;
 pub use entities::{TopNamedEntities, count_top_named_entities};
-pub use error::TasksError;
+pub use error::PostsTaskError;
 pub use matcher::Matcher;
 pub use post_text::post_text;
 pub use query::query_posts_db;
 pub use substring::{SubstringMatches, substring_matches_by_platform};
+
+/// The token the tasks take, re-exported so callers of the plain functions need not
+/// depend on posts-store.
+pub use posts_store::read::CancelToken;
 
 /// Caps and time limits of the tasks.
 #[derive(Debug, Clone)]
@@ -62,24 +64,25 @@ impl Default for Limits {
     }
 }
 
-/// What the tasks share: the read pool, the entity extractor and the limits.
-pub struct PostsEnv {
+/// What every run of the tasks shares, built once per process: the read pool, the entity
+/// extractor and the limits. (Not jobq's per-run `TaskContext`.)
+pub struct PostsData {
     pool: ReadPool,
     extractor: Arc<dyn EntityExtractor>,
     limits: Limits,
 }
 
-impl std::fmt::Debug for PostsEnv {
+impl std::fmt::Debug for PostsData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostsEnv")
+        f.debug_struct("PostsData")
             .field("db", &self.pool.path())
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
 
-impl PostsEnv {
-    /// An environment from its parts.
+impl PostsData {
+    /// The shared data from its parts.
     pub fn new(pool: ReadPool, extractor: Arc<dyn EntityExtractor>, limits: Limits) -> Self {
         Self {
             pool,
@@ -118,22 +121,22 @@ impl PostsEnv {
 }
 
 /// Registers `query_posts_db`, `substring_matches_by_platform` and
-/// `count_top_named_entities` on `app`, with the time limits from `env`'s [`Limits`] and no
-/// retries (a failure here is about the input, which a retry would not change).
-pub fn register(app: &mut App, env: Arc<PostsEnv>) {
-    let limits = env.limits().clone();
+/// `count_top_named_entities` on `app`, with the time limits from `data`'s [`Limits`] and
+/// no retries (a failure here is about the input, which a retry would not change).
+pub fn register(app: &mut App, data: Arc<PostsData>) {
+    let limits = data.limits().clone();
 
-    let query_env = Arc::clone(&env);
+    let query_data = Arc::clone(&data);
     app.task("query_posts_db")
         .args(["query"])
         .time_limit(limits.query_time_limit)
         .retry(RetryPolicy::none())
         .blocking(move |ctx: &TaskContext, (query,): (String,)| {
             let cancel = cancel_token(ctx);
-            query_posts_db(&query_env, &cancel, &query).map_err(TaskError::from)
+            query_posts_db(&query_data, &cancel, &query).map_err(TaskError::from)
         });
 
-    let substring_env = Arc::clone(&env);
+    let substring_data = Arc::clone(&data);
     app.task("substring_matches_by_platform")
         .args(["match", "from_", "to"])
         .time_limit(limits.scan_time_limit)
@@ -141,7 +144,7 @@ pub fn register(app: &mut App, env: Arc<PostsEnv>) {
         .blocking(
             move |ctx: &TaskContext, (needle, from, to): (String, String, String)| {
                 let cancel = cancel_token(ctx);
-                substring_matches_by_platform(&substring_env, &cancel, &needle, &from, &to)
+                substring_matches_by_platform(&substring_data, &cancel, &needle, &from, &to)
                     .map_err(TaskError::from)
             },
         );
@@ -153,10 +156,10 @@ pub fn register(app: &mut App, env: Arc<PostsEnv>) {
         .blocking(
             move |ctx: &TaskContext, (k, from, to, key): (i64, String, String, String)| {
                 if key.is_empty() {
-                    return Err(TasksError::invalid("result_key", "must not be empty").into());
+                    return Err(PostsTaskError::invalid("result_key", "must not be empty").into());
                 }
                 let cancel = cancel_token(ctx);
-                let top = count_top_named_entities(&env, &cancel, k, &from, &to)?;
+                let top = count_top_named_entities(&data, &cancel, k, &from, &to)?;
                 ctx.set_key(key, &top, None)?;
                 Ok(true)
             },

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::PostsEnv;
+use posts_store::read::CancelToken;
+
+use super::PostsData;
 use super::args::checked_range;
-use super::cancel::CancelToken;
-use super::error::TasksError;
+use super::error::PostsTaskError;
 use super::matcher::Matcher;
-use super::parallel::fold_range;
 use super::post_text::post_text;
 
 /// The task's result: `{"<platform>": n, ..., "total_rows": N}`.
@@ -37,18 +37,17 @@ struct Tally {
 /// whose blob is not a JSON object, which is logged) counts as having empty text; posts
 /// without a platform count only towards `total_rows`.
 pub fn substring_matches_by_platform(
-    env: &PostsEnv,
+    data: &PostsData,
     cancel: &CancelToken,
     needle: &str,
     from: &str,
     to: &str,
-) -> Result<SubstringMatches, TasksError> {
+) -> Result<SubstringMatches, PostsTaskError> {
     let range = checked_range(from, to)?;
     let matcher = Matcher::new(needle);
-    let folded = fold_range(
-        env.pool(),
-        cancel,
+    let folded = data.pool().fold_range(
         &range,
+        cancel,
         Tally::default,
         |tally, row| {
             let text = match post_text(row.post_blob) {

@@ -1,16 +1,17 @@
 //! Shared fixtures of the task tests: hand-made posts databases in both schema variants
 //! (built with `posts_store::schema`, which posts-store's `schema_write` test checks
-//! against the README's DDL) and a tiny deterministic entity extractor.
+//! against the README's DDL), a large synthetic database built once, and a tiny
+//! deterministic entity extractor.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use posts_entities::{Entity, EntityExtractor, Label};
 use posts_store::read::ReadPool;
 use posts_store::schema::{SchemaVariant, create_posts_table_variant};
-use posts_worker::tasks::{Limits, PostsEnv};
+use posts_worker::tasks::{Limits, PostsData};
 use rusqlite::Connection;
 
 /// Which schema a test database uses.
@@ -121,18 +122,18 @@ impl EntityExtractor for CapitalisedWords {
     }
 }
 
-/// An environment on `path` with the test extractor.
-pub fn env_with(path: &Path, limits: Limits) -> Arc<PostsEnv> {
-    Arc::new(PostsEnv::new(
+/// Shared task data on `path` with the test extractor.
+pub fn posts_data_with(path: &Path, limits: Limits) -> Arc<PostsData> {
+    Arc::new(PostsData::new(
         ReadPool::open(path).unwrap(),
         Arc::new(CapitalisedWords),
         limits,
     ))
 }
 
-/// An environment on `path` with the test extractor and default limits.
-pub fn env(path: &Path) -> Arc<PostsEnv> {
-    env_with(path, Limits::default())
+/// Shared task data on `path` with the test extractor and default limits.
+pub fn posts_data(path: &Path) -> Arc<PostsData> {
+    posts_data_with(path, Limits::default())
 }
 
 /// The posts the issue's examples talk about, around the 2017-05-31 .. 2017-06-01 range.
@@ -162,4 +163,37 @@ pub fn sample_posts() -> Vec<Post> {
             Some(r#"{"text":"trump without platform"}"#),
         ),
     ]
+}
+
+/// Rows of the synthetic database: enough that a whole-range scan takes well over the
+/// 200 ms time limits the tests use, even in a release build.
+pub const SYNTHETIC_ROWS: u64 = 500_000;
+
+/// A synthetic posts database of [`SYNTHETIC_ROWS`] rows over 2017 (the seed generator's
+/// fixed seed, so always the same rows). Built at most once per test binary, and kept in
+/// cargo's target tmp directory so later runs reuse it; a build goes to a temporary name
+/// first, so an interrupted one is never mistaken for a finished database.
+pub fn synthetic_db() -> &'static Path {
+    static DB: OnceLock<PathBuf> = OnceLock::new();
+    DB.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let path = dir.join(format!("tasks-synthetic-{SYNTHETIC_ROWS}.db"));
+        if !path.is_file() {
+            let partial = dir.join(format!(
+                "tasks-synthetic-{SYNTHETIC_ROWS}.{}.partial",
+                std::process::id()
+            ));
+            seed_synthetic(&partial, SYNTHETIC_ROWS);
+            std::fs::rename(&partial, &path).unwrap();
+        }
+        path
+    })
+}
+
+/// The one call into the seed generator.
+fn seed_synthetic(path: &Path, rows: u64) {
+    use posts_seed::{SeedOptions, SyntheticOptions};
+    let mut options = SeedOptions::synthetic(path, SyntheticOptions::new(rows));
+    options.mode = posts_store::write::WriteMode::DropTable;
+    posts_seed::seed(&options, &mut |_| {}).unwrap();
 }

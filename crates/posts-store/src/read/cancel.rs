@@ -1,13 +1,15 @@
-//! Cancellation of a task run: a flag long loops poll, plus SQLite interrupts for the
-//! connections the run is using, so a time limit stops work inside SQLite too.
+//! Cancellation of a read operation: a flag the scan loops poll, plus SQLite interrupts for
+//! the connections the operation is using, so a cancel stops work inside SQLite too.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, InterruptHandle};
 
-/// Cancels one task run. Cloning shares it; jobq's `TaskContext::on_cancel` calls
-/// [`CancelToken::cancel`] when the run's time limit fires.
+/// Cancels one or more read operations ([`ReadPool::fold_range`](super::ReadPool::fold_range),
+/// [`ReadPool::query_json`](super::ReadPool::query_json)). Cloning shares it: a task
+/// runner typically calls [`CancelToken::cancel`] from another thread when a time limit
+/// fires. Operations given a cancelled token stop with [`ReadError::Cancelled`](super::ReadError::Cancelled).
 #[derive(Clone, Default)]
 pub struct CancelToken {
     inner: Arc<Inner>,
@@ -34,7 +36,7 @@ impl CancelToken {
         Self::default()
     }
 
-    /// Cancels the run: sets the flag and interrupts every SQLite statement it is running.
+    /// Cancels: sets the flag and interrupts every SQLite statement running under this token.
     pub fn cancel(&self) {
         self.inner.cancelled.store(true, Ordering::Release);
         for (_, handle) in self.running().iter() {
