@@ -26,7 +26,7 @@ fn quick_config() -> WorkerConfig {
 async fn jobs_run_until_the_hosts_shutdown_future_resolves() {
     let (_dir, db) = temp_db(Variant::TextId, &sample_posts());
     let broker = MemoryBroker::new("service");
-    let service = Service::new(env(&db), broker.clone()).with_worker_config(quick_config());
+    let service = Service::new(env(&db), broker).with_worker_config(quick_config());
     let client = service.broker().client();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(service.run(async {
@@ -76,7 +76,7 @@ async fn schedules_replace_the_default_or_the_scheduler_stays_off() {
     ];
     for (schedules, no_scheduler, stored) in cases {
         let broker = MemoryBroker::new("service");
-        let mut service = Service::new(env(&db), broker.clone()).with_worker_config(quick_config());
+        let mut service = Service::new(env(&db), broker).with_worker_config(quick_config());
         if let Some(schedules) = schedules {
             service = service.with_schedules(schedules);
         }
