@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use jobq::{MemoryBroker, RedisBroker};
+use jobq::{Broker as _, MemoryBroker, RedisBroker};
 use posts_worker::ServiceBroker;
 use tracing_subscriber::EnvFilter;
 
