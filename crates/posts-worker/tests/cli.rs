@@ -1,6 +1,7 @@
 //! The `posts-worker` binary as a user runs it: exit codes and output shapes of `submit`,
-//! `get-key`, `status`, `dead`, `entities` and `demo`, against a worker process, a real
-//! Redis from redis-harness and a posts DB seeded from the sample data.
+//! `get-key`, `status`, `dead`, `entities` and `demo`, log output and shutdown signals,
+//! against a worker process, a real Redis from redis-harness and a posts DB seeded from
+//! the sample data.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -327,4 +328,80 @@ fn demo_seeds_a_missing_db_and_runs_the_three_tasks_on_the_memory_broker() {
     assert!(stdout.contains("Broker: in-memory"), "{stdout}");
     assert!(stdout.contains("\"total_rows\":"), "{stdout}");
     assert!(stdout.contains("task returned true"), "{stdout}");
+}
+
+#[test]
+fn logs_on_a_piped_stderr_carry_no_colour_codes() {
+    let fx = Fixture::new();
+    let out = fx
+        .command(&["--broker", "memory", "demo"])
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("demo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(
+        stderr.contains("posts service started"),
+        "the demo logs at info: {stderr}"
+    );
+    assert!(
+        !out.stderr.windows(2).any(|pair| pair == b"\x1b["),
+        "ANSI escape codes in piped logs: {stderr:?}"
+    );
+}
+
+/// Sends `signal` (e.g. `-INT`) to the process `pid` with the system's `kill`.
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
+#[test]
+fn a_first_interrupt_drains_and_a_second_exits_130_at_once() {
+    let mut fx = Fixture::new();
+    fx.start_worker();
+    // A read-only query that runs far longer than this test (its time limit is 60 s).
+    let out = fx.run(&[
+        "submit",
+        "query_posts_db",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = json(&fx.run(&["status", "--json"]).stdout);
+        if status["stats"]["in_flight"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job was not fetched: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut worker = fx.worker.take().expect("the worker runs");
+
+    send_signal(worker.id(), "-INT");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        worker.try_wait().expect("wait").is_none(),
+        "the first interrupt lets the running job finish (up to the grace period)"
+    );
+
+    send_signal(worker.id(), "-INT");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = worker.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = worker.kill();
+            panic!("the second interrupt did not end the worker within 5 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
 }

@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobq::{App, Broker, Client, MemoryBroker, Worker, WorkerConfig};
+use jobq::{Client, MemoryBroker};
 use posts_seed::{DEFAULT_RAW_DIR, SeedOptions, seed};
+use posts_worker::{Service, ServiceBroker};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -42,17 +42,16 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     }
     let env = open_posts_env(global)?;
     let broker = demo_broker(global).await?;
+    let client = broker.client();
 
-    let mut app = App::new();
-    posts_worker::tasks::register(&mut app, env);
-    let worker = Worker::new(app, broker.clone(), WorkerConfig::default());
+    // The demo sends its jobs itself, so the service runs no scheduler.
+    let service = Service::new(env, broker).without_scheduler();
     let stop = CancellationToken::new();
-    let worker_task = tokio::spawn(worker.run_until(stop.clone().cancelled_owned()));
-    let client = Client::new(broker);
+    let service_task = tokio::spawn(service.run(stop.clone().cancelled_owned()));
 
     let outcome = drive(&client, timeout).await;
     stop.cancel();
-    worker_task.await??;
+    service_task.await??;
     outcome?;
     Ok(ExitCode::SUCCESS)
 }
@@ -70,10 +69,10 @@ fn sample_raw_dir() -> PathBuf {
 }
 
 /// Redis when one answers (unless `--broker memory`), else the in-memory broker.
-async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> {
+async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<ServiceBroker> {
     if global.broker == Some(BrokerKind::Memory) {
         println!("Broker: in-memory (--broker memory).\n");
-        return Ok(Arc::new(MemoryBroker::try_new(&global.namespace)?));
+        return Ok(MemoryBroker::try_new(&global.namespace)?.into());
     }
     match connect_redis(global).await {
         Ok(redis) => {
@@ -81,12 +80,12 @@ async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> 
                 "Broker: Redis at {} (namespace {}).\n",
                 global.redis_url, global.namespace
             );
-            Ok(redis)
+            Ok(redis.into())
         }
         Err(err) if global.broker == Some(BrokerKind::Redis) => Err(err),
         Err(err) => {
             println!("Broker: in-memory (no Redis: {err:#}).\n");
-            Ok(Arc::new(MemoryBroker::try_new(&global.namespace)?))
+            Ok(MemoryBroker::try_new(&global.namespace)?.into())
         }
     }
 }

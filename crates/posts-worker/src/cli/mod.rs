@@ -7,9 +7,11 @@ mod entities;
 mod get_key;
 mod run;
 mod seed;
+mod signal;
 mod status;
 mod submit;
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,8 +19,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use jobq::scheduler::{ScheduleBackend, ScheduleStore};
-use jobq::{Broker, MemoryBroker, RedisBroker};
+use jobq::{Broker as _, MemoryBroker, RedisBroker};
+use posts_worker::ServiceBroker;
 use tracing_subscriber::EnvFilter;
 
 /// Background analytics over social-media post history: a jobq worker for the posts DB.
@@ -103,7 +105,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level. Long-running commands log at
-/// `info`, client commands only warn so their stdout stays machine-readable.
+/// `info`, client commands only warn so their stdout stays machine-readable. Colour codes
+/// only go to a terminal, so a log file or a pipe gets plain text.
 pub fn init_tracing(command: Option<&Command>) {
     let default = match command {
         None | Some(Command::Run(_)) => "info",
@@ -113,11 +116,14 @@ pub fn init_tracing(command: Option<&Command>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
-/// How long a client command waits for Redis to answer before it gives up.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a command waits for Redis to answer the PING that checks it is reachable
+/// before it reports it unreachable. Shorter than jobq's own connection timeout, which
+/// bounds each connection attempt of a running broker, because here a person waits.
+const REDIS_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Connects to the Redis broker and checks that it answers, with a one-line error that
 /// says what to do when it does not.
@@ -125,12 +131,12 @@ async fn connect_redis(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker
     let broker = RedisBroker::connect(&global.redis_url, &global.namespace)
         .await
         .with_context(|| format!("cannot use Redis URL {}", global.redis_url))?;
-    match tokio::time::timeout(CONNECT_TIMEOUT, broker.ping()).await {
+    match tokio::time::timeout(REDIS_PROBE_TIMEOUT, broker.ping()).await {
         Ok(Ok(())) => Ok(Arc::new(broker)),
         Ok(Err(err)) => Err(unreachable_redis(global, &err.to_string())),
         Err(_) => Err(unreachable_redis(
             global,
-            &format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            &format!("no answer within {} s", REDIS_PROBE_TIMEOUT.as_secs()),
         )),
     }
 }
@@ -153,37 +159,17 @@ async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker
     connect_redis(global).await
 }
 
-/// A broker for an in-process worker, with the store its scheduler keeps schedules in.
-struct WorkerBroker {
-    broker: Arc<dyn Broker>,
-    schedules: Arc<dyn ScheduleStore>,
-}
-
-impl WorkerBroker {
-    fn memory(namespace: &str) -> anyhow::Result<Self> {
-        let broker = MemoryBroker::try_new(namespace)?;
-        tracing::warn!(
-            "memory broker: only this process's scheduler can enqueue jobs, and results stay in this process"
-        );
-        Ok(WorkerBroker {
-            schedules: broker.schedule_store(),
-            broker: Arc::new(broker),
-        })
-    }
-
-    fn redis(broker: Arc<RedisBroker>) -> Self {
-        WorkerBroker {
-            schedules: broker.schedule_store(),
-            broker,
-        }
-    }
-}
-
 /// The broker a worker process uses: Redis unless `--broker memory` was asked for.
-async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<WorkerBroker> {
+async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<ServiceBroker> {
     match global.broker {
-        Some(BrokerKind::Memory) => WorkerBroker::memory(&global.namespace),
-        _ => Ok(WorkerBroker::redis(connect_redis(global).await?)),
+        Some(BrokerKind::Memory) => {
+            let broker = MemoryBroker::try_new(&global.namespace)?;
+            tracing::warn!(
+                "memory broker: only this process's scheduler can enqueue jobs, and results stay in this process"
+            );
+            Ok(broker.into())
+        }
+        _ => Ok(connect_redis(global).await?.into()),
     }
 }
 

@@ -1,14 +1,13 @@
-//! `posts-worker run`: the worker and, unless disabled, the scheduler, until SIGINT/SIGTERM.
+//! `posts-worker run`: a [`posts_worker::Service`] (the worker and, unless disabled, the
+//! scheduler) until SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use jobq::scheduler::Scheduler;
-use jobq::{App, Client, Worker, WorkerConfig};
+use jobq::WorkerConfig;
+use posts_worker::Service;
 
-use tokio_util::sync::CancellationToken;
-
-use super::{GlobalOptions, WorkerBroker, open_posts_env, worker_broker};
+use super::{GlobalOptions, open_posts_env, signal, worker_broker};
 
 #[derive(clap::Args, Default)]
 pub struct Args {
@@ -25,43 +24,28 @@ pub struct Args {
 
 pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let env = open_posts_env(global)?;
-    let schedules = posts_worker::schedules::load(args.schedules.as_deref())?;
-    let WorkerBroker {
-        broker,
-        schedules: schedule_store,
-    } = worker_broker(global).await?;
-
-    let mut app = App::new();
-    posts_worker::tasks::register(&mut app, env);
     let mut config = WorkerConfig::default();
     if let Some(concurrency) = args.concurrency {
         anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1, got 0");
         config.concurrency = concurrency;
     }
-    let worker = Worker::new(app, broker.clone(), config);
+    // A bad schedule file is an error even with --no-scheduler, so it is found before the
+    // file is used for real.
+    let schedules = args
+        .schedules
+        .as_deref()
+        .map(|file| posts_worker::schedules::load(Some(file)))
+        .transpose()?;
+    let broker = worker_broker(global).await?;
 
-    // One signal stops both the worker and the scheduler.
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            jobq::shutdown_signal().await;
-            shutdown.cancel();
-        }
-    });
-    let scheduler = if args.no_scheduler {
-        None
-    } else {
-        let scheduler =
-            Scheduler::new(Client::new(broker.clone()), schedule_store, schedules).await?;
-        Some(tokio::spawn(
-            scheduler.run_until(shutdown.clone().cancelled_owned()),
-        ))
-    };
-    tracing::info!(db = %global.db.display(), namespace = %global.namespace, "posts-worker started");
-    worker.run_until(shutdown.cancelled_owned()).await?;
-    if let Some(scheduler) = scheduler {
-        scheduler.await??;
+    let mut service = Service::new(env, broker).with_worker_config(config);
+    if let Some(schedules) = schedules {
+        service = service.with_schedules(schedules);
     }
+    if args.no_scheduler {
+        service = service.without_scheduler();
+    }
+    tracing::info!(db = %global.db.display(), namespace = %global.namespace, "posts-worker started");
+    service.run(signal::shutdown_requested()).await?;
     Ok(ExitCode::SUCCESS)
 }
