@@ -2,23 +2,18 @@
 
 use tracing::{info, warn};
 
-/// Resolves on the first SIGINT or SIGTERM (start a graceful shutdown); a second signal
-/// exits the process at once with status 130 (in-flight jobs are then recovered by another
-/// worker's reaper).
+/// Resolves on the next SIGINT or SIGTERM: start a graceful shutdown.
 ///
-/// Use it as `worker.run_until(jobq::shutdown_signal()).await`.
+/// Use it as `worker.run_until(jobq::shutdown_signal()).await`. jobq never ends its host
+/// process: what a second signal does (e.g. exit at once with status 130, as the
+/// `posts-worker` binary does) is the binary's decision; await this function again to see
+/// it.
 pub async fn shutdown_signal() {
     if let Err(e) = next_signal().await {
         warn!(error = %e, "cannot listen for shutdown signals; running until killed");
         std::future::pending::<()>().await;
     }
-    info!("shutdown signal received: finishing in-flight jobs (send it again to exit at once)");
-    tokio::spawn(async {
-        if next_signal().await.is_ok() {
-            warn!("second shutdown signal: exiting now");
-            std::process::exit(130);
-        }
-    });
+    info!("shutdown signal received");
 }
 
 #[cfg(unix)]

@@ -41,8 +41,17 @@ fn child_worker_process() {
             grace_period: Duration::from_millis(grace_ms),
             ..fast_config()
         };
+        // jobq never ends its host process; like the posts-worker binary, this worker
+        // process exits at once (130) on a second signal.
+        let shutdown = async {
+            jobq::shutdown_signal().await;
+            tokio::spawn(async {
+                jobq::shutdown_signal().await;
+                std::process::exit(130);
+            });
+        };
         Worker::new(test_app(), broker, config)
-            .run_until(jobq::shutdown_signal())
+            .run_until(shutdown)
             .await
             .expect("worker run");
     });
