@@ -16,17 +16,18 @@ use tasks_support::*;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn quick_config() -> WorkerConfig {
-    let mut config = WorkerConfig::default();
-    config.concurrency = 2;
-    config.grace_period = Duration::from_secs(5);
-    config
+    WorkerConfig {
+        concurrency: 2,
+        grace_period: Duration::from_secs(5),
+        ..WorkerConfig::default()
+    }
 }
 
 #[tokio::test]
 async fn jobs_run_until_the_hosts_shutdown_future_resolves() {
     let (_dir, db) = temp_db(Variant::TextId, &sample_posts());
     let broker = MemoryBroker::new("service");
-    let service = Service::new(env(&db), broker).with_worker_config(quick_config());
+    let service = Service::new(posts_data(&db), broker).with_worker_config(quick_config());
     let client = service.broker().client();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(service.run(async {
@@ -76,7 +77,7 @@ async fn schedules_replace_the_default_or_the_scheduler_stays_off() {
     ];
     for (schedules, no_scheduler, stored) in cases {
         let broker = MemoryBroker::new("service");
-        let mut service = Service::new(env(&db), broker).with_worker_config(quick_config());
+        let mut service = Service::new(posts_data(&db), broker).with_worker_config(quick_config());
         if let Some(schedules) = schedules {
             service = service.with_schedules(schedules);
         }
@@ -111,7 +112,7 @@ async fn start_up_problems_are_typed_errors_not_hangs() {
     config.concurrency = 0;
     let outcome = tokio::time::timeout(
         WAIT,
-        Service::new(env(&db), MemoryBroker::new("service"))
+        Service::new(posts_data(&db), MemoryBroker::new("service"))
             .with_worker_config(config)
             .run(never()),
     )
@@ -126,7 +127,7 @@ async fn start_up_problems_are_typed_errors_not_hangs() {
         .expect("a valid schedule");
     let outcome = tokio::time::timeout(
         WAIT,
-        Service::new(env(&db), MemoryBroker::new("service"))
+        Service::new(posts_data(&db), MemoryBroker::new("service"))
             .with_schedules(vec![twice.clone(), twice])
             .run(never()),
     )
