@@ -2,25 +2,26 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::admin::{DeadLetter, Stats};
 use crate::app::json_type;
 use crate::broker::{Broker, NewJob};
 use crate::error::Error;
-use crate::message::{JobMessage, ResultRecord, millis, now_ms};
+use crate::message::{JobId, JobMessage, JobState, ResultRecord, millis, now_ms};
 
 /// The queue jobs go to unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
 
-/// Options of [`Client::apply_async`]. `SendOptions::default()` sends at once to the
-/// default queue with the task's own retry policy and time limit.
+/// Options of [`Client::apply_async`]. `SendOptions::new()` sends at once to the default
+/// queue with the task's own retry policy and time limit; the setters change one option
+/// each (`SendOptions::new().queue("reports").countdown(Duration::from_secs(5))`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SendOptions {
     /// Run no earlier than this long from now.
     pub countdown: Option<Duration>,
@@ -40,26 +41,59 @@ pub struct SendOptions {
     pub unique: Option<(String, Duration)>,
 }
 
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobState {
-    /// Waiting (or unknown: results that expired or were forgotten read as pending too).
-    Pending,
-    /// A worker is running it.
-    Started,
-    /// A run failed and a retry is scheduled.
-    Retry,
-    /// Finished with a result.
-    Success,
-    /// Finished with a failure.
-    Failure,
+impl SendOptions {
+    /// The defaults: at once, to the default queue, with the task's own settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs no earlier than `countdown` from now.
+    pub fn countdown(mut self, countdown: Duration) -> Self {
+        self.countdown = Some(countdown);
+        self
+    }
+
+    /// Runs no earlier than `eta`.
+    pub fn eta(mut self, eta: SystemTime) -> Self {
+        self.eta = Some(eta);
+        self
+    }
+
+    /// Overrides the task's retry budget.
+    pub fn max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = Some(max_retries);
+        self
+    }
+
+    /// Overrides the task's time limit.
+    pub fn time_limit(mut self, time_limit: Duration) -> Self {
+        self.time_limit = Some(time_limit);
+        self
+    }
+
+    /// Keeps the result this long.
+    pub fn result_ttl(mut self, result_ttl: Duration) -> Self {
+        self.result_ttl = Some(result_ttl);
+        self
+    }
+
+    /// Sends to `queue`.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Enqueues only if `key` was not claimed within `ttl` (see [`SendOptions::unique`]).
+    pub fn unique(mut self, key: impl Into<String>, ttl: Duration) -> Self {
+        self.unique = Some((key.into(), ttl));
+        self
+    }
 }
 
 /// Sends jobs and reads their results. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    broker: Arc<dyn Broker>,
+    broker: Broker,
 }
 
 impl fmt::Debug for Client {
@@ -71,16 +105,13 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client on `broker` (a [`RedisBroker`](crate::RedisBroker),
-    /// [`MemoryBroker`](crate::MemoryBroker) or `Arc<dyn Broker>`).
-    pub fn new(broker: impl Broker) -> Self {
-        Self {
-            broker: Arc::new(broker),
-        }
+    /// A client on `broker`.
+    pub fn new(broker: Broker) -> Self {
+        Self { broker }
     }
 
     /// The broker this client sends through.
-    pub fn broker(&self) -> &Arc<dyn Broker> {
+    pub fn broker(&self) -> &Broker {
         &self.broker
     }
 
@@ -91,7 +122,7 @@ impl Client {
         task: &str,
         args: impl Serialize,
     ) -> Result<AsyncResult<T>, Error> {
-        let sent = self.apply_async(task, args, SendOptions::default()).await?;
+        let sent = self.apply_async(task, args, SendOptions::new()).await?;
         sent.ok_or_else(|| Error::Corrupt {
             what: "enqueue reply",
             reason: "a job without a unique key was reported as not enqueued".to_owned(),
@@ -121,7 +152,7 @@ impl Client {
         A: Serialize,
     {
         let sent = self
-            .enqueue_batch(task, args_list, &SendOptions::default())
+            .enqueue_batch(task, args_list, &SendOptions::new())
             .await?;
         Ok(sent.into_iter().flatten().collect())
     }
@@ -178,7 +209,7 @@ impl Client {
                 });
             }
             let message = JobMessage {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: JobId::new_random(),
                 task: task.to_owned(),
                 args,
                 queue: queue.to_owned(),
@@ -189,84 +220,57 @@ impl Client {
                 eta_ms: due_ms,
                 created_at_ms: now,
             };
-            let payload = serde_json::to_string(&message).map_err(Error::decode("job message"))?;
             jobs.push(NewJob {
-                id: message.id,
-                queue: queue.to_owned(),
-                payload,
-                due_ms,
+                message,
                 unique: options.unique.clone(),
             });
         }
-        let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
-        let sent = self.broker.enqueue(jobs).await?;
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.message.id.clone()).collect();
+        let sent = self.broker.backend().enqueue(jobs).await?;
         Ok(ids
             .into_iter()
             .zip(sent)
-            .map(|(id, sent)| sent.then(|| AsyncResult::new(id, Arc::clone(&self.broker))))
+            .map(|(id, sent)| sent.then(|| AsyncResult::new(id, self.broker.clone())))
             .collect())
     }
 
     /// A handle on the result of an earlier job, e.g. one whose id was stored elsewhere.
-    pub fn result<T: DeserializeOwned>(&self, job_id: impl Into<String>) -> AsyncResult<T> {
-        AsyncResult::new(job_id.into(), Arc::clone(&self.broker))
+    pub fn result<T: DeserializeOwned>(&self, job_id: impl Into<JobId>) -> AsyncResult<T> {
+        AsyncResult::new(job_id.into(), self.broker.clone())
     }
 
     /// Reads a key written with the explicit-key pattern
     /// ([`TaskContext::set_key`](crate::TaskContext::set_key)).
     pub async fn get_key(&self, key: &str) -> Result<Option<String>, Error> {
-        self.broker.get_key(key).await
+        self.broker.backend().get_key(key).await
     }
 
     /// Deletes a key; returns whether it existed.
     pub async fn delete_key(&self, key: &str) -> Result<bool, Error> {
-        self.broker.delete_key(key).await
+        self.broker.backend().delete_key(key).await
     }
 
     /// Queue lengths, in-flight and delayed jobs, dead letters, live workers and counters.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        self.broker.stats().await
+        self.broker.backend().stats().await
     }
 
     /// Up to `limit` dead letters, newest first.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, Error> {
-        let raw = self.broker.dead_letters(limit).await?;
-        raw.iter()
-            .map(|r| serde_json::from_str(r).map_err(Error::decode("dead letter")))
-            .collect()
+        let letters = self.broker.backend().dead_letters(limit).await?;
+        Ok(letters.into_iter().map(|(_, letter)| letter).collect())
     }
 
     /// Sends up to `limit` dead letters (newest first) back to their queues as fresh first
     /// attempts. Letters whose message cannot be decoded stay where they are. Returns how
     /// many were requeued.
     pub async fn requeue_dead(&self, limit: usize) -> Result<usize, Error> {
-        let raw = self.broker.dead_letters(limit).await?;
-        let mut requeued = 0;
-        for record in raw {
-            let Ok(letter) = serde_json::from_str::<DeadLetter>(&record) else {
-                continue;
-            };
-            let Ok(mut message) = serde_json::from_str::<JobMessage>(&letter.payload) else {
-                continue;
-            };
-            message.attempt = 0;
-            message.eta_ms = None;
-            let queue = message.queue.clone();
-            let payload = serde_json::to_string(&message).map_err(Error::decode("job message"))?;
-            if self
-                .broker
-                .requeue_dead_letter(record, queue, payload)
-                .await?
-            {
-                requeued += 1;
-            }
-        }
-        Ok(requeued)
+        self.broker.requeue_dead(limit).await
     }
 
     /// Deletes every dead letter; returns how many there were.
     pub async fn purge_dead(&self) -> Result<usize, Error> {
-        self.broker.purge_dead().await
+        self.broker.backend().purge_dead().await
     }
 }
 
@@ -291,8 +295,8 @@ fn due_time(options: &SendOptions, now: u64) -> Result<Option<u64>, Error> {
 
 /// A handle on one job's result; `T` is the type the result is decoded into.
 pub struct AsyncResult<T = Value> {
-    id: String,
-    broker: Arc<dyn Broker>,
+    id: JobId,
+    broker: Broker,
     _result: PhantomData<fn() -> T>,
 }
 
@@ -300,7 +304,7 @@ impl<T> Clone for AsyncResult<T> {
     fn clone(&self) -> Self {
         Self {
             id: self.id.clone(),
-            broker: Arc::clone(&self.broker),
+            broker: self.broker.clone(),
             _result: PhantomData,
         }
     }
@@ -313,7 +317,7 @@ impl<T> fmt::Debug for AsyncResult<T> {
 }
 
 impl<T: DeserializeOwned> AsyncResult<T> {
-    fn new(id: String, broker: Arc<dyn Broker>) -> Self {
+    fn new(id: JobId, broker: Broker) -> Self {
         Self {
             id,
             broker,
@@ -322,7 +326,7 @@ impl<T: DeserializeOwned> AsyncResult<T> {
     }
 
     /// The job id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &JobId {
         &self.id
     }
 
@@ -331,46 +335,38 @@ impl<T: DeserializeOwned> AsyncResult<T> {
     /// Errors: [`Error::Timeout`] when it did not finish in time, [`Error::Failed`] with the
     /// task's failure when it failed.
     pub async fn get(&self, timeout: Duration) -> Result<T, Error> {
-        match self.broker.wait_result(&self.id, timeout).await? {
-            Some(record) => decode_record(&record),
+        match self.broker.backend().wait_result(&self.id, timeout).await? {
+            Some(record) => decode_record(record),
             None => Err(Error::Timeout),
         }
     }
 
     /// The result if the job already finished, without waiting.
     pub async fn try_get(&self) -> Result<Option<T>, Error> {
-        match self.broker.lookup(&self.id).await?.record {
-            Some(record) => decode_record(&record).map(Some),
+        match self.broker.backend().lookup(&self.id).await?.record {
+            Some(record) => decode_record(record).map(Some),
             None => Ok(None),
         }
     }
 
     /// The job's current state.
     pub async fn state(&self) -> Result<JobState, Error> {
-        let lookup = self.broker.lookup(&self.id).await?;
-        if let Some(record) = lookup.record {
-            let record: ResultRecord =
-                serde_json::from_str(&record).map_err(Error::decode("result record"))?;
-            return Ok(match record {
-                ResultRecord::Success { .. } => JobState::Success,
-                ResultRecord::Failure { .. } => JobState::Failure,
-            });
-        }
-        Ok(match lookup.state.as_deref() {
-            Some("STARTED") => JobState::Started,
-            Some("RETRY") => JobState::Retry,
-            _ => JobState::Pending,
+        let lookup = self.broker.backend().lookup(&self.id).await?;
+        Ok(match (lookup.record, lookup.state) {
+            (Some(record), _) => record.state(),
+            (None, Some(state)) => state,
+            (None, None) => JobState::Pending,
         })
     }
 
     /// Deletes the stored result and state.
     pub async fn forget(&self) -> Result<(), Error> {
-        self.broker.forget(&self.id).await
+        self.broker.backend().forget(&self.id).await
     }
 }
 
-fn decode_record<T: DeserializeOwned>(record: &str) -> Result<T, Error> {
-    match serde_json::from_str::<ResultRecord>(record).map_err(Error::decode("result record"))? {
+fn decode_record<T: DeserializeOwned>(record: ResultRecord) -> Result<T, Error> {
+    match record {
         ResultRecord::Success { result, .. } => {
             serde_json::from_value(result).map_err(Error::decode("task result"))
         }

@@ -9,7 +9,7 @@ mod common;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use jobq::{AsyncResult, Broker, Client, JobState, RedisBroker, Worker, WorkerConfig};
+use jobq::{AsyncResult, Broker, Client, JobState, ShutdownSignals, Worker};
 use redis_harness::{OwnedRedis, TestRedis};
 
 use common::{RunningWorker, fast_config, redis_broker, test_app};
@@ -33,15 +33,23 @@ fn child_worker_process() {
         .expect("grace period in ms");
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        let broker = RedisBroker::connect(&url, &namespace)
-            .await
-            .expect("connect");
-        let config = WorkerConfig {
-            grace_period: Duration::from_millis(grace_ms),
-            ..fast_config()
-        };
+        let broker = Broker::redis(&url, &namespace).await.expect("connect");
+        let mut config = fast_config();
+        config.grace_period = Duration::from_millis(grace_ms);
+        // As a binary would: the first signal shuts down gracefully, a second one exits
+        // at once (jobq itself never ends the process).
+        let mut signals = ShutdownSignals::new().expect("listen for signals");
+        let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            signals.recv().await;
+            let _ = first_tx.send(());
+            signals.recv().await;
+            std::process::exit(130);
+        });
         Worker::new(test_app(), broker, config)
-            .run_until(jobq::shutdown_signal())
+            .run_until(async move {
+                let _ = first_rx.await;
+            })
             .await
             .expect("worker run");
     });
@@ -132,7 +140,10 @@ async fn sigkill_of_a_worker_process_mid_job_loses_no_job() {
 
     let rescuer = RunningWorker::start(test_app(), broker.clone(), fast_config());
     for res in &results {
-        assert_eq!(res.get(WAIT).await.expect("every job finishes"), res.id());
+        assert_eq!(
+            res.get(WAIT).await.expect("every job finishes"),
+            res.id().as_str()
+        );
     }
     let stats = client.stats().await.expect("stats");
     assert_eq!(stats.in_flight, 0, "{stats:?}");
@@ -144,7 +155,7 @@ async fn sigkill_of_a_worker_process_mid_job_loses_no_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_mid_stream_the_worker_recovers() {
     let mut redis = OwnedRedis::start().expect("start a private redis");
-    let broker = RedisBroker::connect(redis.url(), "restart")
+    let broker = Broker::redis(redis.url(), "restart")
         .await
         .expect("connect");
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
@@ -212,7 +223,7 @@ async fn sigterm_lets_the_running_job_finish() {
     assert!(status.success(), "{status:?}");
     assert_eq!(
         res.try_get().await.expect("read").as_deref(),
-        Some(res.id())
+        Some(res.id().as_str())
     );
     let stats = client.stats().await.expect("stats");
     assert_eq!((stats.in_flight, stats.workers), (0, 0), "{stats:?}");
@@ -250,6 +261,6 @@ async fn a_second_signal_exits_at_once_and_the_reaper_recovers_the_job() {
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert_eq!(client.stats().await.expect("stats").in_flight, 1);
     let rescuer = RunningWorker::start(test_app(), broker, fast_config());
-    assert_eq!(res.get(WAIT).await.expect("recovered"), res.id());
+    assert_eq!(res.get(WAIT).await.expect("recovered"), res.id().as_str());
     rescuer.stop().await;
 }

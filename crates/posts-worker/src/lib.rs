@@ -10,7 +10,7 @@
 //! let env = Arc::new(posts_worker::tasks::PostsEnv::open("sample_data/sample_posts.db".as_ref())?);
 //! let mut app = jobq::App::new();
 //! posts_worker::tasks::register(&mut app, env);
-//! let broker = Arc::new(jobq::MemoryBroker::new("posts"));
+//! let broker = jobq::Broker::memory("posts")?;
 //! let worker = jobq::Worker::new(app, broker.clone(), jobq::WorkerConfig::default());
 //! # let _ = worker;
 //! # Ok(()) }

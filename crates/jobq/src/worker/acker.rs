@@ -28,7 +28,7 @@ pub(super) enum AckMessage {
 }
 
 pub(super) struct Acker {
-    pub(super) broker: Arc<dyn Broker>,
+    pub(super) broker: Broker,
     pub(super) worker_id: String,
     /// The worker's slots for fetched jobs, released as their acks are applied.
     pub(super) fetched: Arc<Semaphore>,
@@ -72,13 +72,13 @@ impl Acker {
         }
     }
 
-    async fn apply(&self, batch: Vec<crate::broker::Ack>, shutting_down: bool) {
+    async fn apply(&self, batch: Vec<Ack>, shutting_down: bool) {
         if batch.is_empty() {
             return;
         }
         let mut failures = 0;
         loop {
-            match self.broker.ack(&self.worker_id, &batch).await {
+            match self.broker.backend().ack(&self.worker_id, &batch).await {
                 Ok(()) => return,
                 Err(e) => {
                     failures += 1;

@@ -4,42 +4,38 @@
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use jobq::{
-    App, Broker, MemoryBroker, RedisBroker, RetryPolicy, TaskContext, TaskError, Worker,
-    WorkerConfig,
-};
+use jobq::{App, Broker, RetryPolicy, TaskContext, TaskError, Worker, WorkerConfig};
 use redis_harness::{TestRedis, unique_namespace};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// A Redis broker on the shared test Redis, in a namespace of its own.
-pub async fn redis_broker(prefix: &str) -> RedisBroker {
+pub async fn redis_broker(prefix: &str) -> Broker {
     let redis = TestRedis::shared().unwrap_or_else(|e| panic!("no Redis for the tests: {e}"));
-    RedisBroker::connect(redis.url(), &unique_namespace(prefix))
+    Broker::redis(redis.url(), &unique_namespace(prefix))
         .await
         .expect("connect to the test redis")
 }
 
 /// A memory broker.
-pub async fn memory_broker(prefix: &str) -> MemoryBroker {
-    MemoryBroker::new(&unique_namespace(prefix))
+pub async fn memory_broker(prefix: &str) -> Broker {
+    Broker::memory(&unique_namespace(prefix)).expect("a valid namespace")
 }
 
 /// Worker settings that keep the suite fast: short heartbeats, visibility and waits.
 pub fn fast_config() -> WorkerConfig {
-    WorkerConfig {
-        concurrency: 4,
-        prefetch: 16,
-        heartbeat_interval: Duration::from_millis(100),
-        visibility_timeout: Duration::from_millis(300),
-        grace_period: Duration::from_secs(5),
-        block_timeout: Duration::from_millis(500),
-        promote_interval: Duration::from_millis(20),
-        ..WorkerConfig::default()
-    }
+    let mut config = WorkerConfig::default();
+    config.concurrency = 4;
+    config.prefetch = 16;
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.visibility_timeout = Duration::from_millis(300);
+    config.grace_period = Duration::from_secs(5);
+    config.block_timeout = Duration::from_millis(500);
+    config.promote_interval = Duration::from_millis(20);
+    config
 }
 
 /// Job ids of `slow_cancellable` runs whose cancellation callback ran.
@@ -131,7 +127,7 @@ pub struct RunningWorker {
 
 impl RunningWorker {
     /// Starts a worker with `app` on `broker`.
-    pub fn start(app: App, broker: impl Broker, config: WorkerConfig) -> Self {
+    pub fn start(app: App, broker: Broker, config: WorkerConfig) -> Self {
         let worker = Worker::new(app, broker, config);
         let id = worker.id().to_owned();
         let (tx, rx) = oneshot::channel::<()>();
@@ -160,9 +156,4 @@ impl RunningWorker {
             .expect("worker task panicked")
             .expect("worker returned an error");
     }
-}
-
-/// Shares a broker as a trait object (both brokers go through the same code).
-pub fn shared(broker: impl Broker) -> Arc<dyn Broker> {
-    Arc::new(broker)
 }

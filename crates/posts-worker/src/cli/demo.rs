@@ -7,10 +7,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobq::{App, Broker, Client, MemoryBroker, Worker, WorkerConfig};
+use jobq::{App, Broker, Client, Worker, WorkerConfig};
 use posts_store::etl::{DEFAULT_RAW_DIR, SeedOptions, seed};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -70,10 +69,10 @@ fn sample_raw_dir() -> PathBuf {
 }
 
 /// Redis when one answers (unless `--broker memory`), else the in-memory broker.
-async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> {
+async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Broker> {
     if global.broker == Some(BrokerKind::Memory) {
         println!("Broker: in-memory (--broker memory).\n");
-        return Ok(Arc::new(MemoryBroker::try_new(&global.namespace)?));
+        return Ok(Broker::memory(&global.namespace)?);
     }
     match connect_redis(global).await {
         Ok(redis) => {
@@ -86,7 +85,7 @@ async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Arc<dyn Broker>> 
         Err(err) if global.broker == Some(BrokerKind::Redis) => Err(err),
         Err(err) => {
             println!("Broker: in-memory (no Redis: {err:#}).\n");
-            Ok(Arc::new(MemoryBroker::try_new(&global.namespace)?))
+            Ok(Broker::memory(&global.namespace)?)
         }
     }
 }

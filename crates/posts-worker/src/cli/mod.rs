@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use jobq::scheduler::{ScheduleBackend, ScheduleStore};
-use jobq::{Broker, MemoryBroker, RedisBroker};
+use jobq::Broker;
 use tracing_subscriber::EnvFilter;
 
 /// Background analytics over social-media post history: a jobq worker for the posts DB.
@@ -121,12 +120,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Connects to the Redis broker and checks that it answers, with a one-line error that
 /// says what to do when it does not.
-async fn connect_redis(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker>> {
-    let broker = RedisBroker::connect(&global.redis_url, &global.namespace)
+async fn connect_redis(global: &GlobalOptions) -> anyhow::Result<Broker> {
+    let broker = Broker::redis(&global.redis_url, &global.namespace)
         .await
         .with_context(|| format!("cannot use Redis URL {}", global.redis_url))?;
     match tokio::time::timeout(CONNECT_TIMEOUT, broker.ping()).await {
-        Ok(Ok(())) => Ok(Arc::new(broker)),
+        Ok(Ok(())) => Ok(broker),
         Ok(Err(err)) => Err(unreachable_redis(global, &err.to_string())),
         Err(_) => Err(unreachable_redis(
             global,
@@ -144,7 +143,7 @@ fn unreachable_redis(global: &GlobalOptions, reason: &str) -> anyhow::Error {
 
 /// The broker a client command talks to. The memory broker lives inside one process, so
 /// commands that talk to a worker elsewhere need Redis.
-async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker>> {
+async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Broker> {
     if global.broker == Some(BrokerKind::Memory) {
         anyhow::bail!(
             "--broker memory keeps jobs inside one process, so this command cannot reach a worker; use Redis, or `posts-worker demo` to try the tasks in-process"
@@ -153,37 +152,18 @@ async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker
     connect_redis(global).await
 }
 
-/// A broker for an in-process worker, with the store its scheduler keeps schedules in.
-struct WorkerBroker {
-    broker: Arc<dyn Broker>,
-    schedules: Arc<dyn ScheduleStore>,
-}
-
-impl WorkerBroker {
-    fn memory(namespace: &str) -> anyhow::Result<Self> {
-        let broker = MemoryBroker::try_new(namespace)?;
-        tracing::warn!(
-            "memory broker: only this process's scheduler can enqueue jobs, and results stay in this process"
-        );
-        Ok(WorkerBroker {
-            schedules: broker.schedule_store(),
-            broker: Arc::new(broker),
-        })
-    }
-
-    fn redis(broker: Arc<RedisBroker>) -> Self {
-        WorkerBroker {
-            schedules: broker.schedule_store(),
-            broker,
-        }
-    }
-}
-
-/// The broker a worker process uses: Redis unless `--broker memory` was asked for.
-async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<WorkerBroker> {
+/// The broker a worker process uses (its scheduler keeps its schedules there too): Redis
+/// unless `--broker memory` was asked for.
+async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<Broker> {
     match global.broker {
-        Some(BrokerKind::Memory) => WorkerBroker::memory(&global.namespace),
-        _ => Ok(WorkerBroker::redis(connect_redis(global).await?)),
+        Some(BrokerKind::Memory) => {
+            let broker = Broker::memory(&global.namespace)?;
+            tracing::warn!(
+                "memory broker: only this process's scheduler can enqueue jobs, and results stay in this process"
+            );
+            Ok(broker)
+        }
+        _ => connect_redis(global).await,
     }
 }
 

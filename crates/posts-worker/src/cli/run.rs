@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use jobq::scheduler::Scheduler;
-use jobq::{App, Client, Worker, WorkerConfig};
+use jobq::{App, ShutdownSignals, Worker, WorkerConfig};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{GlobalOptions, WorkerBroker, open_posts_env, worker_broker};
+use super::{GlobalOptions, open_posts_env, worker_broker};
 
 #[derive(clap::Args, Default)]
 pub struct Args {
@@ -26,10 +26,7 @@ pub struct Args {
 pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let env = open_posts_env(global)?;
     let schedules = posts_worker::schedules::load(args.schedules.as_deref())?;
-    let WorkerBroker {
-        broker,
-        schedules: schedule_store,
-    } = worker_broker(global).await?;
+    let broker = worker_broker(global).await?;
 
     let mut app = App::new();
     posts_worker::tasks::register(&mut app, env);
@@ -40,20 +37,25 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     }
     let worker = Worker::new(app, broker.clone(), config);
 
-    // One signal stops both the worker and the scheduler.
+    // One signal stops both the worker and the scheduler gracefully; a second one exits at
+    // once with status 130 (the jobs still in flight go back to their queues through
+    // another worker's reaper).
     let shutdown = CancellationToken::new();
+    let mut signals = ShutdownSignals::new()?;
     tokio::spawn({
         let shutdown = shutdown.clone();
         async move {
-            jobq::shutdown_signal().await;
+            signals.recv().await;
             shutdown.cancel();
+            signals.recv().await;
+            tracing::warn!("second shutdown signal: exiting now");
+            std::process::exit(130);
         }
     });
     let scheduler = if args.no_scheduler {
         None
     } else {
-        let scheduler =
-            Scheduler::new(Client::new(broker.clone()), schedule_store, schedules).await?;
+        let scheduler = Scheduler::new(broker.clone(), schedules).await?;
         Some(tokio::spawn(
             scheduler.run_until(shutdown.clone().cancelled_owned()),
         ))

@@ -20,7 +20,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     let broker = client_broker(global).await?;
     let client = Client::new(broker.clone());
     let stats = client.stats().await?;
-    let schedules = jobq::scheduler::list(&*broker).await?;
+    let schedules = jobq::scheduler::list(&broker).await?;
     if args.json {
         println!(
             "{}",
