@@ -316,23 +316,37 @@ fn json_size(value: &Value) -> usize {
     count.0
 }
 
+/// When a job sent at `now` (whole milliseconds, rounded down) may run. Both bounds round
+/// up, so a job never runs before its countdown or ETA, not even by the sub-millisecond part
+/// that the clock reading dropped.
 fn due_time(options: &SendOptions, now: u64) -> Result<Option<u64>, Error> {
-    let from_countdown = options.countdown.map(|c| now.saturating_add(millis(c)));
-    let from_eta =
-        match options.eta {
-            Some(eta) => Some(eta.duration_since(UNIX_EPOCH).map(millis).map_err(|_| {
-                Error::InvalidOption {
+    let from_countdown = options
+        .countdown
+        .filter(|c| !c.is_zero())
+        .map(|c| now.saturating_add(1).saturating_add(millis_rounded_up(c)));
+    let from_eta = match options.eta {
+        Some(eta) => Some(
+            eta.duration_since(UNIX_EPOCH)
+                .map(millis_rounded_up)
+                .map_err(|_| Error::InvalidOption {
                     option: "eta",
                     reason: "must not be before 1970".to_owned(),
-                }
-            })?),
-            None => None,
-        };
+                })?,
+        ),
+        None => None,
+    };
     Ok(match (from_countdown, from_eta) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
     .filter(|due| *due > now))
+}
+
+fn millis_rounded_up(duration: Duration) -> u64 {
+    duration
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .min(u128::from(u64::MAX)) as u64
 }
 
 /// A handle on one job's result; `T` is the type the result is decoded into.
@@ -455,5 +469,41 @@ fn decode_record<T: DeserializeOwned>(record: &str) -> Result<T, Error> {
             serde_json::from_value(result).map_err(Error::decode("task result"))
         }
         ResultRecord::Failure { error, .. } => Err(Error::Failed(error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(countdown: Option<Duration>, eta: Option<SystemTime>, now: u64) -> Option<u64> {
+        let options = SendOptions {
+            countdown,
+            eta,
+            ..SendOptions::default()
+        };
+        due_time(&options, now).expect("valid options")
+    }
+
+    #[test]
+    fn a_countdown_never_comes_due_early() {
+        // `now` dropped up to 1 ms of the send time, so the countdown counts from the next ms.
+        assert_eq!(due(Some(Duration::from_millis(500)), None, 1_000), Some(1_501));
+        assert_eq!(due(Some(Duration::from_micros(1)), None, 1_000), Some(1_002));
+        assert_eq!(due(Some(Duration::ZERO), None, 1_000), None);
+    }
+
+    #[test]
+    fn an_eta_rounds_up_to_the_next_millisecond() {
+        let eta = UNIX_EPOCH + Duration::from_micros(2_000_001);
+        assert_eq!(due(None, Some(eta), 1_000), Some(2_001));
+        let exact = UNIX_EPOCH + Duration::from_millis(2_000);
+        assert_eq!(due(None, Some(exact), 1_000), Some(2_000));
+        assert_eq!(due(None, Some(exact), 2_000), None, "a past or present ETA runs now");
+        assert_eq!(
+            due(Some(Duration::from_millis(100)), Some(exact), 1_000),
+            Some(2_000),
+            "the later of the two wins"
+        );
     }
 }

@@ -31,8 +31,10 @@ impl Expiring {
         }
     }
 
+    /// Live through its last millisecond, as Redis keeps a key: the clock reading that set the
+    /// expiry dropped part of a millisecond, so expiring at it would cut the TTL short.
     fn live(&self, now: u64) -> bool {
-        self.expires_ms.is_none_or(|e| e > now)
+        self.expires_ms.is_none_or(|e| e >= now)
     }
 }
 
@@ -233,7 +235,7 @@ impl Broker for MemoryBroker {
                 let mut state = self.state();
                 for job in jobs {
                     if let Some((key, ttl)) = &job.unique {
-                        if state.unique.get(key).is_some_and(|exp| *exp > now) {
+                        if state.unique.get(key).is_some_and(|exp| *exp >= now) {
                             outcome.push(false);
                             continue;
                         }
