@@ -14,7 +14,7 @@ use posts_seed::{
 use posts_store::DEFAULT_DB_PATH;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Database file to build.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_DB_PATH)]
     db: PathBuf,
@@ -62,7 +62,7 @@ pub struct Args {
     salt: String,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     // Generating and loading a big synthetic DB is several times faster optimized; the
     // sample seeds are small and not worth a release build.
     if cfg!(debug_assertions) && args.synthetic.is_some() {

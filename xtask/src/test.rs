@@ -27,7 +27,7 @@ use tokio::signal::unix::{SignalKind, signal};
 const INTERRUPT_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Extra arguments for `cargo test`, after `--` (e.g. `-- -p jobq -- --nocapture`;
     /// with `-p`, only the named packages are tested instead of the whole workspace).
     #[arg(last = true)]
@@ -38,7 +38,8 @@ pub struct Args {
 /// harness reads the same one).
 const REDIS_SERVER_ENV: &str = "REDIS_SERVER";
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+#[allow(clippy::exit)] // passes on `cargo test`'s exit code
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     require_redis_server()?;
     let root = workspace_root();
     seed_sample_db_if_missing(&root)?;

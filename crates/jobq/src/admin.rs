@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TaskFailure;
+use crate::message::JobId;
 
 /// A snapshot of a namespace (see [`Client::stats`](crate::Client::stats)).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// Waiting jobs per queue, for every queue that was ever sent to.
     pub queues: BTreeMap<String, u64>,
@@ -31,9 +33,10 @@ pub struct Stats {
 
 /// A job that could not be completed and was set aside with its reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DeadLetter {
     /// The job id, when it could be read from the message.
-    pub job_id: Option<String>,
+    pub job_id: Option<JobId>,
     /// The task name, when it could be read.
     pub task: Option<String>,
     /// The queue the job came from, when known.
@@ -47,31 +50,21 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// The stored record (JSON) of `payload` set aside now for `reason`.
-    pub(crate) fn record(
+    /// `payload` set aside now for `reason`.
+    pub(crate) fn new(
         payload: &str,
-        job_id: Option<String>,
+        job_id: Option<JobId>,
         task: Option<String>,
         queue: Option<String>,
         reason: TaskFailure,
-    ) -> String {
-        let letter = DeadLetter {
+    ) -> Self {
+        DeadLetter {
             job_id,
             task,
             queue,
             reason,
             failed_at_ms: crate::message::now_ms(),
             payload: payload.to_owned(),
-        };
-        serde_json::to_string(&letter).unwrap_or_else(|_| String::from("{}"))
-    }
-
-    /// The record of a message that is not a job message at all.
-    pub(crate) fn malformed_record(payload: &str, message: &str) -> String {
-        let reason = TaskFailure {
-            kind: crate::TaskError::MALFORMED_MESSAGE.to_owned(),
-            message: message.to_owned(),
-        };
-        DeadLetter::record(payload, None, None, None, reason)
+        }
     }
 }

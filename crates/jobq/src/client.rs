@@ -2,18 +2,17 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::admin::{DeadLetter, Stats};
 use crate::app::json_type;
 use crate::broker::{Broker, NewJob};
 use crate::error::Error;
-use crate::message::{JobMessage, ResultRecord, millis, now_ms};
+use crate::message::{JobId, JobMessage, JobState, ResultRecord, json_size, millis, now_ms};
 
 /// The queue jobs go to unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "default";
@@ -29,9 +28,11 @@ pub const DEFAULT_ARGUMENT_LIMIT: usize = 1024 * 1024;
 const RECONNECT_FIRST_PAUSE: Duration = Duration::from_millis(50);
 const RECONNECT_MAX_PAUSE: Duration = Duration::from_secs(1);
 
-/// Options of [`Client::apply_async`]. `SendOptions::default()` sends at once to the
-/// default queue with the task's own retry policy and time limit.
+/// Options of [`Client::apply_async`]. `SendOptions::new()` sends at once to the default
+/// queue with the task's own retry policy and time limit; the setters change one option
+/// each (`SendOptions::new().queue("reports").countdown(Duration::from_secs(5))`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SendOptions {
     /// Run no earlier than this long from now.
     pub countdown: Option<Duration>,
@@ -51,26 +52,59 @@ pub struct SendOptions {
     pub unique: Option<(String, Duration)>,
 }
 
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum JobState {
-    /// Waiting (or unknown: results that expired or were forgotten read as pending too).
-    Pending,
-    /// A worker is running it.
-    Started,
-    /// A run failed and a retry is scheduled.
-    Retry,
-    /// Finished with a result.
-    Success,
-    /// Finished with a failure.
-    Failure,
+impl SendOptions {
+    /// The defaults: at once, to the default queue, with the task's own settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs no earlier than `countdown` from now.
+    pub fn countdown(mut self, countdown: Duration) -> Self {
+        self.countdown = Some(countdown);
+        self
+    }
+
+    /// Runs no earlier than `eta`.
+    pub fn eta(mut self, eta: SystemTime) -> Self {
+        self.eta = Some(eta);
+        self
+    }
+
+    /// Overrides the task's retry budget.
+    pub fn max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = Some(max_retries);
+        self
+    }
+
+    /// Overrides the task's time limit.
+    pub fn time_limit(mut self, time_limit: Duration) -> Self {
+        self.time_limit = Some(time_limit);
+        self
+    }
+
+    /// Keeps the result this long.
+    pub fn result_ttl(mut self, result_ttl: Duration) -> Self {
+        self.result_ttl = Some(result_ttl);
+        self
+    }
+
+    /// Sends to `queue`.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    /// Enqueues only if `key` was not claimed within `ttl` (see [`SendOptions::unique`]).
+    pub fn unique(mut self, key: impl Into<String>, ttl: Duration) -> Self {
+        self.unique = Some((key.into(), ttl));
+        self
+    }
 }
 
 /// Sends jobs and reads their results. Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    broker: Arc<dyn Broker>,
+    broker: Broker,
     argument_limit: usize,
 }
 
@@ -83,11 +117,10 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client on `broker` (a [`RedisBroker`](crate::RedisBroker),
-    /// [`MemoryBroker`](crate::MemoryBroker) or `Arc<dyn Broker>`).
-    pub fn new(broker: impl Broker) -> Self {
+    /// A client on `broker`.
+    pub fn new(broker: Broker) -> Self {
         Self {
-            broker: Arc::new(broker),
+            broker,
             argument_limit: DEFAULT_ARGUMENT_LIMIT,
         }
     }
@@ -100,7 +133,7 @@ impl Client {
     }
 
     /// The broker this client sends through.
-    pub fn broker(&self) -> &Arc<dyn Broker> {
+    pub fn broker(&self) -> &Broker {
         &self.broker
     }
 
@@ -111,7 +144,7 @@ impl Client {
         task: &str,
         args: impl Serialize,
     ) -> Result<AsyncResult<T>, Error> {
-        let sent = self.apply_async(task, args, SendOptions::default()).await?;
+        let sent = self.apply_async(task, args, SendOptions::new()).await?;
         sent.ok_or_else(|| Error::Corrupt {
             what: "enqueue reply",
             reason: "a job without a unique key was reported as not enqueued".to_owned(),
@@ -141,7 +174,7 @@ impl Client {
         A: Serialize,
     {
         let sent = self
-            .enqueue_batch(task, args_list, &SendOptions::default())
+            .enqueue_batch(task, args_list, &SendOptions::new())
             .await?;
         Ok(sent.into_iter().flatten().collect())
     }
@@ -206,7 +239,7 @@ impl Client {
                 });
             }
             let message = JobMessage {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: JobId::new_random(),
                 task: task.to_owned(),
                 args,
                 queue: queue.to_owned(),
@@ -217,103 +250,58 @@ impl Client {
                 eta_ms: due_ms,
                 created_at_ms: now,
             };
-            let payload = serde_json::to_string(&message).map_err(Error::decode("job message"))?;
             jobs.push(NewJob {
-                id: message.id,
-                queue: queue.to_owned(),
-                payload,
-                due_ms,
+                message,
                 unique: options.unique.clone(),
             });
         }
-        let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
-        let sent = self.broker.enqueue(jobs).await?;
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.message.id.clone()).collect();
+        let sent = self.broker.backend().enqueue(jobs).await?;
         Ok(ids
             .into_iter()
             .zip(sent)
-            .map(|(id, sent)| sent.then(|| AsyncResult::new(id, Arc::clone(&self.broker))))
+            .map(|(id, sent)| sent.then(|| AsyncResult::new(id, self.broker.clone())))
             .collect())
     }
 
     /// A handle on the result of an earlier job, e.g. one whose id was stored elsewhere.
-    pub fn result<T: DeserializeOwned>(&self, job_id: impl Into<String>) -> AsyncResult<T> {
-        AsyncResult::new(job_id.into(), Arc::clone(&self.broker))
+    pub fn result<T: DeserializeOwned>(&self, job_id: impl Into<JobId>) -> AsyncResult<T> {
+        AsyncResult::new(job_id.into(), self.broker.clone())
     }
 
     /// Reads a key written with the explicit-key pattern
     /// ([`TaskContext::set_key`](crate::TaskContext::set_key)).
     pub async fn get_key(&self, key: &str) -> Result<Option<String>, Error> {
-        self.broker.get_key(key).await
+        self.broker.backend().get_key(key).await
     }
 
     /// Deletes a key; returns whether it existed.
     pub async fn delete_key(&self, key: &str) -> Result<bool, Error> {
-        self.broker.delete_key(key).await
+        self.broker.backend().delete_key(key).await
     }
 
     /// Queue lengths, in-flight and delayed jobs, dead letters, live workers and counters.
     pub async fn stats(&self) -> Result<Stats, Error> {
-        self.broker.stats().await
+        self.broker.backend().stats().await
     }
 
     /// Up to `limit` dead letters, newest first.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, Error> {
-        let raw = self.broker.dead_letters(limit).await?;
-        raw.iter()
-            .map(|r| serde_json::from_str(r).map_err(Error::decode("dead letter")))
-            .collect()
+        let letters = self.broker.backend().dead_letters(limit).await?;
+        Ok(letters.into_iter().map(|(_, letter)| letter).collect())
     }
 
     /// Sends up to `limit` dead letters (newest first) back to their queues as fresh first
     /// attempts. Letters whose message cannot be decoded stay where they are. Returns how
     /// many were requeued.
     pub async fn requeue_dead(&self, limit: usize) -> Result<usize, Error> {
-        let raw = self.broker.dead_letters(limit).await?;
-        let mut requeued = 0;
-        for record in raw {
-            let Ok(letter) = serde_json::from_str::<DeadLetter>(&record) else {
-                continue;
-            };
-            let Ok(mut message) = serde_json::from_str::<JobMessage>(&letter.payload) else {
-                continue;
-            };
-            message.attempt = 0;
-            message.eta_ms = None;
-            let queue = message.queue.clone();
-            let payload = serde_json::to_string(&message).map_err(Error::decode("job message"))?;
-            if self
-                .broker
-                .requeue_dead_letter(record, queue, payload)
-                .await?
-            {
-                requeued += 1;
-            }
-        }
-        Ok(requeued)
+        self.broker.requeue_dead(limit).await
     }
 
     /// Deletes every dead letter; returns how many there were.
     pub async fn purge_dead(&self) -> Result<usize, Error> {
-        self.broker.purge_dead().await
+        self.broker.backend().purge_dead().await
     }
-}
-
-/// The length of `value` serialized as compact JSON, without building the string.
-fn json_size(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a `Value` into a sink that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 /// When a job sent at `now` (whole milliseconds, rounded down) may run. Both bounds round
@@ -351,8 +339,8 @@ fn millis_rounded_up(duration: Duration) -> u64 {
 
 /// A handle on one job's result; `T` is the type the result is decoded into.
 pub struct AsyncResult<T = Value> {
-    id: String,
-    broker: Arc<dyn Broker>,
+    id: JobId,
+    broker: Broker,
     _result: PhantomData<fn() -> T>,
 }
 
@@ -360,7 +348,7 @@ impl<T> Clone for AsyncResult<T> {
     fn clone(&self) -> Self {
         Self {
             id: self.id.clone(),
-            broker: Arc::clone(&self.broker),
+            broker: self.broker.clone(),
             _result: PhantomData,
         }
     }
@@ -373,7 +361,7 @@ impl<T> fmt::Debug for AsyncResult<T> {
 }
 
 impl<T: DeserializeOwned> AsyncResult<T> {
-    fn new(id: String, broker: Arc<dyn Broker>) -> Self {
+    fn new(id: JobId, broker: Broker) -> Self {
         Self {
             id,
             broker,
@@ -382,7 +370,7 @@ impl<T: DeserializeOwned> AsyncResult<T> {
     }
 
     /// The job id.
-    pub fn id(&self) -> &str {
+    pub fn id(&self) -> &JobId {
         &self.id
     }
 
@@ -399,8 +387,8 @@ impl<T: DeserializeOwned> AsyncResult<T> {
         let mut pause = RECONNECT_FIRST_PAUSE;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.broker.wait_result(&self.id, left).await {
-                Ok(Some(record)) => return decode_record(&record),
+            match self.broker.backend().wait_result(&self.id, left).await {
+                Ok(Some(record)) => return decode_record(record),
                 Ok(None) => return Err(Error::Timeout),
                 Err(error) if is_connection_error(&error) => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -418,33 +406,25 @@ impl<T: DeserializeOwned> AsyncResult<T> {
 
     /// The result if the job already finished, without waiting.
     pub async fn try_get(&self) -> Result<Option<T>, Error> {
-        match self.broker.lookup(&self.id).await?.record {
-            Some(record) => decode_record(&record).map(Some),
+        match self.broker.backend().lookup(&self.id).await?.record {
+            Some(record) => decode_record(record).map(Some),
             None => Ok(None),
         }
     }
 
     /// The job's current state.
     pub async fn state(&self) -> Result<JobState, Error> {
-        let lookup = self.broker.lookup(&self.id).await?;
-        if let Some(record) = lookup.record {
-            let record: ResultRecord =
-                serde_json::from_str(&record).map_err(Error::decode("result record"))?;
-            return Ok(match record {
-                ResultRecord::Success { .. } => JobState::Success,
-                ResultRecord::Failure { .. } => JobState::Failure,
-            });
-        }
-        Ok(match lookup.state.as_deref() {
-            Some("STARTED") => JobState::Started,
-            Some("RETRY") => JobState::Retry,
-            _ => JobState::Pending,
+        let lookup = self.broker.backend().lookup(&self.id).await?;
+        Ok(match (lookup.record, lookup.state) {
+            (Some(record), _) => record.state(),
+            (None, Some(state)) => state,
+            (None, None) => JobState::Pending,
         })
     }
 
     /// Deletes the stored result and state.
     pub async fn forget(&self) -> Result<(), Error> {
-        self.broker.forget(&self.id).await
+        self.broker.backend().forget(&self.id).await
     }
 }
 
@@ -463,8 +443,8 @@ fn is_connection_error(error: &Error) -> bool {
     }
 }
 
-fn decode_record<T: DeserializeOwned>(record: &str) -> Result<T, Error> {
-    match serde_json::from_str::<ResultRecord>(record).map_err(Error::decode("result record"))? {
+fn decode_record<T: DeserializeOwned>(record: ResultRecord) -> Result<T, Error> {
+    match record {
         ResultRecord::Success { result, .. } => {
             serde_json::from_value(result).map_err(Error::decode("task result"))
         }
@@ -488,8 +468,14 @@ mod tests {
     #[test]
     fn a_countdown_never_comes_due_early() {
         // `now` dropped up to 1 ms of the send time, so the countdown counts from the next ms.
-        assert_eq!(due(Some(Duration::from_millis(500)), None, 1_000), Some(1_501));
-        assert_eq!(due(Some(Duration::from_micros(1)), None, 1_000), Some(1_002));
+        assert_eq!(
+            due(Some(Duration::from_millis(500)), None, 1_000),
+            Some(1_501)
+        );
+        assert_eq!(
+            due(Some(Duration::from_micros(1)), None, 1_000),
+            Some(1_002)
+        );
         assert_eq!(due(Some(Duration::ZERO), None, 1_000), None);
     }
 
@@ -499,7 +485,11 @@ mod tests {
         assert_eq!(due(None, Some(eta), 1_000), Some(2_001));
         let exact = UNIX_EPOCH + Duration::from_millis(2_000);
         assert_eq!(due(None, Some(exact), 1_000), Some(2_000));
-        assert_eq!(due(None, Some(exact), 2_000), None, "a past or present ETA runs now");
+        assert_eq!(
+            due(None, Some(exact), 2_000),
+            None,
+            "a past or present ETA runs now"
+        );
         assert_eq!(
             due(Some(Duration::from_millis(100)), Some(exact), 1_000),
             Some(2_000),

@@ -29,6 +29,7 @@ impl std::error::Error for TaskFailure {}
 /// Errors returned by [`Client`](crate::Client), [`AsyncResult`](crate::AsyncResult),
 /// [`Worker`](crate::Worker) and the brokers.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No result arrived within the time the caller was willing to wait.
     #[error("timed out waiting for the task result")]

@@ -13,7 +13,10 @@
 //!     .args(["a", "b"])
 //!     .handler(|_ctx: TaskContext, (a, b): (i64, i64)| async move { Ok::<_, TaskError>(a + b) });
 //!
-//! let broker = RedisBroker::connect("redis://127.0.0.1:6379/0", "posts").await?;
+//! let broker = RedisBroker::builder("redis://127.0.0.1:6379/0")
+//!     .namespace("posts")
+//!     .connect()
+//!     .await?;
 //! let worker = Worker::new(app, broker.clone(), WorkerConfig::default());
 //! tokio::spawn(worker.run_until(jobq::shutdown_signal()));
 //!
@@ -23,11 +26,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A [`Broker`] is the one handle every part takes: cheap to clone, made once by
+//! [`RedisBroker::builder`] (pool size and timeouts are options there) or
+//! [`Broker::memory`], and passed by value to [`Client::new`], [`Worker::new`] and
+//! [`Scheduler::new`](scheduler::Scheduler::new).
+//!
 //! Embedding in another service needs nothing else: build an [`App`] with the service's
 //! handlers, run a [`Worker`] on a task of the service's runtime with the service's own
-//! shutdown future, and send jobs from anywhere through a [`Client`]. [`MemoryBroker`] gives
-//! the same semantics without Redis (single process, nothing persisted); a
-//! [`Scheduler`](scheduler::Scheduler) attached to it keeps its schedules in the broker too.
+//! shutdown future, and send jobs from anywhere through a [`Client`].
+//! [`Broker::memory`] gives the same semantics without Redis (single process, nothing
+//! persisted); a [`Scheduler`](scheduler::Scheduler) on any broker keeps its schedules in
+//! that broker. jobq never ends the process: [`shutdown_signal`] only resolves, and what a
+//! second signal does is the binary's decision.
 //!
 //! Replies from Redis arrive on the runtime's worker threads, so a client called from a
 //! task on the runtime gets them without a thread hand-off; `block_on` from a thread
@@ -62,23 +72,24 @@
 //! | `{ns}:delayed` | sorted set | ETA/countdown jobs and retries scored by due time (ms) |
 //! | `{ns}:dead` | list | dead letters (JSON [`DeadLetter`]), newest first |
 //! | `{ns}:result:<job id>` | string, TTL | the result record (`SUCCESS`/`FAILURE`) |
-//! | `{ns}:state:<job id>` | string, TTL | transient state: `STARTED` (recorded once a job has run for 10 ms) or `RETRY` |
+//! | `{ns}:state:<job id>` | string, TTL | transient [`JobState`]: `STARTED` (recorded once a job has run for 10 ms) or `RETRY` |
 //! | `{ns}:notify:<job id>` | list, TTL | pushed once the result is stored: the record itself (or `1` when larger than 4 KiB), so a waiter blocked on it needs no second read |
 //! | `{ns}:unique:<key>` | string, TTL | unique-send claims ([`SendOptions::unique`]) |
 //! | `{ns}:stats:processed`, `:failed`, `:retried` | string | counters |
 //! | `{ns}:schedules` | hash | the scheduler's schedules (see [`scheduler`]) |
+//! | `{ns}:schedules:last_run` | hash | the last tick sent per schedule |
 //!
 //! Explicit-key outputs ([`TaskContext::set_key`]) go to whatever key the handler names,
 //! outside the namespace.
 //!
-//! A job message is a JSON object: `id`, `task`, `args` (array or object), `queue`,
+//! A job message ([`JobMessage`]) is a JSON object: `id`, `task`, `args` (array or object), `queue`,
 //! `attempt`, and optionally `max_retries`, `time_limit_ms`, `result_ttl_ms`, `eta_ms`,
 //! `created_at_ms`. A message that does not decode goes to the dead-letter list; if its id
 //! can be read, a `MalformedMessage` failure is stored as its result too.
 
 mod admin;
 mod app;
-pub mod broker;
+mod broker;
 mod client;
 mod error;
 mod message;
@@ -87,16 +98,16 @@ pub mod scheduler;
 mod shutdown;
 mod sync;
 mod task;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod worker;
 
 pub use admin::{DeadLetter, Stats};
 pub use app::{App, FromArgs, TaskBuilder, TaskBuilderWithArgs};
-pub use broker::{Broker, MemoryBroker, RedisBroker};
-pub use client::{
-    AsyncResult, Client, DEFAULT_ARGUMENT_LIMIT, DEFAULT_QUEUE, JobState, SendOptions,
-};
+pub use broker::{Broker, RedisBroker};
+pub use client::{AsyncResult, Client, DEFAULT_ARGUMENT_LIMIT, DEFAULT_QUEUE, SendOptions};
 pub use error::{Error, TaskFailure};
-pub use message::{JobMessage, ResultRecord};
+pub use message::{JobId, JobMessage, JobState, ResultRecord};
 pub use retry::RetryPolicy;
 pub use shutdown::shutdown_signal;
 pub use task::{KeyWrite, TaskContext, TaskError};

@@ -1,14 +1,13 @@
-//! The behaviour suite: every scenario runs against both `RedisBroker` (on a throwaway
-//! Redis from the harness) and `MemoryBroker`.
+//! The behaviour suite: every scenario runs against both the Redis broker (on a throwaway
+//! Redis from the harness) and the memory broker.
 
 mod common;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use jobq::broker::NewJob;
+use jobq::test_support;
 use jobq::{
     AsyncResult, Broker, Client, DEFAULT_ARGUMENT_LIMIT, Error, JobState, SendOptions, TaskError,
-    WorkerConfig,
 };
 use serde_json::{Value, json};
 
@@ -16,7 +15,7 @@ use common::{CANCELLED, RunningWorker, fast_config, runs_of, test_app};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn delay_and_get<B: Broker + Clone>(broker: B) {
+async fn delay_and_get(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     let sum: i64 = client
@@ -51,7 +50,7 @@ async fn delay_and_get<B: Broker + Clone>(broker: B) {
     worker.stop().await;
 }
 
-async fn many_jobs_all_finish<B: Broker + Clone>(broker: B) {
+async fn many_jobs_all_finish(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     let results: Vec<AsyncResult<i64>> = client
@@ -69,7 +68,7 @@ async fn many_jobs_all_finish<B: Broker + Clone>(broker: B) {
     worker.stop().await;
 }
 
-async fn get_times_out<B: Broker + Clone>(broker: B) {
+async fn get_times_out(broker: Broker) {
     // No worker runs: nothing can answer.
     let client = Client::new(broker);
     let res: AsyncResult<i64> = client.delay("add", [1, 2]).await.unwrap();
@@ -81,7 +80,7 @@ async fn get_times_out<B: Broker + Clone>(broker: B) {
     assert_eq!(res.try_get().await.unwrap(), None);
 }
 
-async fn failure_carries_kind_and_message<B: Broker + Clone>(broker: B) {
+async fn failure_carries_kind_and_message(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     let res: AsyncResult<Value> = client
@@ -109,7 +108,7 @@ async fn failure_carries_kind_and_message<B: Broker + Clone>(broker: B) {
     worker.stop().await;
 }
 
-async fn unknown_task_and_bad_arguments_are_dead_lettered<B: Broker + Clone>(broker: B) {
+async fn unknown_task_and_bad_arguments_are_dead_lettered(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     let unknown: AsyncResult<Value> = client.delay("no_such_task", [1]).await.unwrap();
@@ -130,7 +129,7 @@ async fn unknown_task_and_bad_arguments_are_dead_lettered<B: Broker + Clone>(bro
     }
     let letters = client.dead_letters(10).await.unwrap();
     assert_eq!(letters.len(), 2);
-    assert_eq!(letters[1].job_id.as_deref(), Some(unknown.id()));
+    assert_eq!(letters[1].job_id.as_ref(), Some(unknown.id()));
     assert_eq!(letters[1].reason.kind, TaskError::UNKNOWN_TASK);
     assert_eq!(letters[0].task.as_deref(), Some("add"));
 
@@ -149,22 +148,13 @@ async fn unknown_task_and_bad_arguments_are_dead_lettered<B: Broker + Clone>(bro
     worker.stop().await;
 }
 
-async fn malformed_messages_are_dead_lettered_and_the_worker_goes_on<B: Broker + Clone>(broker: B) {
+async fn malformed_messages_are_dead_lettered_and_the_worker_goes_on(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
-    let raw = |payload: &str| NewJob {
-        id: String::new(),
-        queue: "default".to_owned(),
-        payload: payload.to_owned(),
-        due_ms: None,
-        unique: None,
-    };
-    broker
-        .enqueue(vec![
-            raw("{not json at all"),
-            raw(r#"{"id": "hand-made-1", "task": 5}"#),
-        ])
-        .await
-        .unwrap();
+    for raw in ["{not json at all", r#"{"id": "hand-made-1", "task": 5}"#] {
+        test_support::push_raw(&broker, "default", raw)
+            .await
+            .unwrap();
+    }
     let client = Client::new(broker);
     let hand_made: AsyncResult<Value> = client.result("hand-made-1");
     match hand_made.get(WAIT).await {
@@ -192,7 +182,7 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_goes_on<B: Broker +
     worker.stop().await;
 }
 
-async fn retries_back_off_then_succeed_or_dead_letter<B: Broker + Clone>(broker: B) {
+async fn retries_back_off_then_succeed_or_dead_letter(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     let started = Instant::now();
@@ -221,20 +211,13 @@ async fn retries_back_off_then_succeed_or_dead_letter<B: Broker + Clone>(broker:
     }
     let letters = client.dead_letters(10).await.unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].job_id.as_deref(), Some(exhausted.id()));
+    assert_eq!(letters[0].job_id.as_ref(), Some(exhausted.id()));
     let stats = client.stats().await.unwrap();
     assert_eq!(stats.retried, 4);
 
     // A job's own max_retries overrides the task's policy.
     let no_retry: AsyncResult<Value> = client
-        .apply_async(
-            "flaky",
-            [1],
-            SendOptions {
-                max_retries: Some(0),
-                ..SendOptions::default()
-            },
-        )
+        .apply_async("flaky", [1], SendOptions::new().max_retries(0))
         .await
         .unwrap()
         .unwrap();
@@ -242,7 +225,7 @@ async fn retries_back_off_then_succeed_or_dead_letter<B: Broker + Clone>(broker:
     worker.stop().await;
 }
 
-async fn countdown_and_eta_delay_jobs<B: Broker + Clone>(broker: B) {
+async fn countdown_and_eta_delay_jobs(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     let started = Instant::now();
@@ -250,10 +233,7 @@ async fn countdown_and_eta_delay_jobs<B: Broker + Clone>(broker: B) {
         .apply_async(
             "add",
             [1, 2],
-            SendOptions {
-                countdown: Some(Duration::from_millis(400)),
-                ..SendOptions::default()
-            },
+            SendOptions::new().countdown(Duration::from_millis(400)),
         )
         .await
         .unwrap()
@@ -268,14 +248,7 @@ async fn countdown_and_eta_delay_jobs<B: Broker + Clone>(broker: B) {
 
     let eta = SystemTime::now() + Duration::from_millis(300);
     let at_eta: AsyncResult<i64> = client
-        .apply_async(
-            "add",
-            [2, 2],
-            SendOptions {
-                eta: Some(eta),
-                ..SendOptions::default()
-            },
-        )
+        .apply_async("add", [2, 2], SendOptions::new().eta(eta))
         .await
         .unwrap()
         .unwrap();
@@ -287,13 +260,10 @@ async fn countdown_and_eta_delay_jobs<B: Broker + Clone>(broker: B) {
 
 /// More delayed jobs fall due at once than one promotion moves (apalis-redis stalled at
 /// about 8,000): they move in batches, a job sent meanwhile still runs, and all finish.
-async fn a_large_due_backlog_moves_without_stalling_the_worker<B: Broker + Clone>(broker: B) {
+async fn a_large_due_backlog_moves_without_stalling_the_worker(broker: Broker) {
     const BACKLOG: usize = 10_000;
     let client = Client::new(broker.clone());
-    let soon = SendOptions {
-        countdown: Some(Duration::from_millis(200)),
-        ..SendOptions::default()
-    };
+    let soon = SendOptions::new().countdown(Duration::from_millis(200));
     let delayed: Vec<AsyncResult<i64>> = client
         .enqueue_batch("add", (0..BACKLOG).map(|i| [i, 1]), &soon)
         .await
@@ -325,7 +295,7 @@ async fn a_large_due_backlog_moves_without_stalling_the_worker<B: Broker + Clone
     worker.stop().await;
 }
 
-async fn results_expire_after_their_ttl<B: Broker + Clone>(broker: B) {
+async fn results_expire_after_their_ttl(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     // Long enough that a loaded machine still reads the result before it expires; the
@@ -333,14 +303,7 @@ async fn results_expire_after_their_ttl<B: Broker + Clone>(broker: B) {
     const TTL: Duration = Duration::from_secs(2);
     let sent_at = Instant::now();
     let res: AsyncResult<i64> = client
-        .apply_async(
-            "add",
-            [1, 1],
-            SendOptions {
-                result_ttl: Some(TTL),
-                ..SendOptions::default()
-            },
-        )
+        .apply_async("add", [1, 1], SendOptions::new().result_ttl(TTL))
         .await
         .unwrap()
         .unwrap();
@@ -365,10 +328,11 @@ async fn results_expire_after_their_ttl<B: Broker + Clone>(broker: B) {
     worker.stop().await;
 }
 
-async fn oversized_results_fail_and_point_to_explicit_keys<B: Broker + Clone>(broker: B) {
-    let config = WorkerConfig {
-        result_size_limit: 1000,
-        ..fast_config()
+async fn oversized_results_fail_and_point_to_explicit_keys(broker: Broker) {
+    let config = {
+        let mut config = fast_config();
+        config.result_size_limit = 1000;
+        config
     };
     let worker = RunningWorker::start(test_app(), broker.clone(), config);
     let client = Client::new(broker);
@@ -391,7 +355,7 @@ async fn oversized_results_fail_and_point_to_explicit_keys<B: Broker + Clone>(br
     worker.stop().await;
 }
 
-async fn explicit_keys_are_written_before_the_ack<B: Broker + Clone>(broker: B) {
+async fn explicit_keys_are_written_before_the_ack(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     let key = format!("jobq-test:{}:out", uuid::Uuid::new_v4());
@@ -437,7 +401,7 @@ async fn explicit_keys_are_written_before_the_ack<B: Broker + Clone>(broker: B) 
     worker.stop().await;
 }
 
-async fn time_limits_fail_the_job_and_the_worker_goes_on<B: Broker + Clone>(broker: B) {
+async fn time_limits_fail_the_job_and_the_worker_goes_on(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     let slow: AsyncResult<String> = client.delay("slow_cancellable", [1500]).await.unwrap();
@@ -446,7 +410,7 @@ async fn time_limits_fail_the_job_and_the_worker_goes_on<B: Broker + Clone>(brok
         other => panic!("expected TimeLimitExceeded, got {other:?}"),
     }
     assert!(
-        CANCELLED.lock().unwrap().iter().any(|id| id == slow.id()),
+        CANCELLED.lock().unwrap().iter().any(|id| slow.id() == id),
         "on_cancel callback did not run"
     );
     let sum: i64 = client
@@ -462,10 +426,7 @@ async fn time_limits_fail_the_job_and_the_worker_goes_on<B: Broker + Clone>(brok
         .apply_async(
             "sleep",
             [1000],
-            SendOptions {
-                time_limit: Some(Duration::from_millis(50)),
-                ..SendOptions::default()
-            },
+            SendOptions::new().time_limit(Duration::from_millis(50)),
         )
         .await
         .unwrap()
@@ -480,12 +441,10 @@ async fn time_limits_fail_the_job_and_the_worker_goes_on<B: Broker + Clone>(brok
     worker.stop().await;
 }
 
-async fn unique_sends_enqueue_once<B: Broker + Clone>(broker: B) {
+async fn unique_sends_enqueue_once(broker: Broker) {
     let client = Client::new(broker.clone());
-    let options = SendOptions {
-        unique: Some(("tick:2026-11-28T13:00".to_owned(), Duration::from_secs(60))),
-        ..SendOptions::default()
-    };
+    let options =
+        SendOptions::new().unique("tick:2026-11-28T13:00".to_owned(), Duration::from_secs(60));
     let first: Option<AsyncResult<i64>> = client
         .apply_async("add", [1, 1], options.clone())
         .await
@@ -505,7 +464,7 @@ async fn unique_sends_enqueue_once<B: Broker + Clone>(broker: B) {
     worker.stop().await;
 }
 
-async fn states_move_from_pending_to_started_to_success<B: Broker + Clone>(broker: B) {
+async fn states_move_from_pending_to_started_to_success(broker: Broker) {
     let client = Client::new(broker.clone());
     let res: AsyncResult<String> = client.delay("sleep", [400]).await.unwrap();
     assert_eq!(res.state().await.unwrap(), JobState::Pending);
@@ -516,26 +475,25 @@ async fn states_move_from_pending_to_started_to_success<B: Broker + Clone>(broke
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(client.stats().await.unwrap().in_flight, 1);
-    assert_eq!(res.get(WAIT).await.unwrap(), res.id());
+    assert_eq!(res.get(WAIT).await.unwrap(), res.id().as_str());
     assert_eq!(res.state().await.unwrap(), JobState::Success);
     worker.stop().await;
 }
 
-async fn jobs_of_a_dead_worker_are_recovered<B: Broker + Clone>(broker: B) {
+async fn jobs_of_a_dead_worker_are_recovered(broker: Broker) {
     let client = Client::new(broker.clone());
     let results: Vec<AsyncResult<i64>> = client
         .delay_many("add", (0..5).map(|i| [i, 10]))
         .await
         .unwrap();
     // A worker that fetched the jobs and died: it heartbeat once and never acknowledged.
-    broker
-        .heartbeat("ghost", Duration::from_millis(50))
+    test_support::heartbeat(&broker, "ghost", Duration::from_millis(50))
         .await
         .unwrap();
-    let taken = broker
-        .fetch("ghost", "default", 10, Duration::from_millis(100))
-        .await
-        .unwrap();
+    let taken =
+        test_support::fetch_raw(&broker, "ghost", "default", 10, Duration::from_millis(100))
+            .await
+            .unwrap();
     assert_eq!(taken.len(), 5);
     assert_eq!(client.stats().await.unwrap().in_flight, 5);
     let worker = RunningWorker::start(test_app(), broker, fast_config());
@@ -548,7 +506,7 @@ async fn jobs_of_a_dead_worker_are_recovered<B: Broker + Clone>(broker: B) {
     worker.stop().await;
 }
 
-async fn graceful_shutdown_finishes_running_jobs<B: Broker + Clone>(broker: B) {
+async fn graceful_shutdown_finishes_running_jobs(broker: Broker) {
     let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
     let client = Client::new(broker);
     let res: AsyncResult<String> = client.delay("sleep", [300]).await.unwrap();
@@ -558,17 +516,21 @@ async fn graceful_shutdown_finishes_running_jobs<B: Broker + Clone>(broker: B) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     worker.stop().await;
-    assert_eq!(res.try_get().await.unwrap().as_deref(), Some(res.id()));
+    assert_eq!(
+        res.try_get().await.unwrap().as_deref(),
+        Some(res.id().as_str())
+    );
     let stats = client.stats().await.unwrap();
     assert_eq!(stats.in_flight, 0);
     assert_eq!(stats.workers, 0);
 }
 
-async fn graceful_shutdown_puts_back_unfinished_jobs<B: Broker + Clone>(broker: B) {
-    let config = WorkerConfig {
-        concurrency: 1,
-        grace_period: Duration::from_millis(100),
-        ..fast_config()
+async fn graceful_shutdown_puts_back_unfinished_jobs(broker: Broker) {
+    let config = {
+        let mut config = fast_config();
+        config.concurrency = 1;
+        config.grace_period = Duration::from_millis(100);
+        config
     };
     let worker = RunningWorker::start(test_app(), broker.clone(), config);
     let client = Client::new(broker.clone());
@@ -587,16 +549,13 @@ async fn graceful_shutdown_puts_back_unfinished_jobs<B: Broker + Clone>(broker: 
     // Another worker picks both up.
     let again = RunningWorker::start(test_app(), broker, fast_config());
     assert_eq!(waiting.get(WAIT).await.unwrap(), 2);
-    assert_eq!(long.get(WAIT).await.unwrap(), long.id());
+    assert_eq!(long.get(WAIT).await.unwrap(), long.id().as_str());
     again.stop().await;
 }
 
-async fn stats_count_queues_workers_and_outcomes<B: Broker + Clone>(broker: B) {
+async fn stats_count_queues_workers_and_outcomes(broker: Broker) {
     let client = Client::new(broker.clone());
-    let other = SendOptions {
-        queue: Some("reports".to_owned()),
-        ..SendOptions::default()
-    };
+    let other = SendOptions::new().queue("reports".to_owned());
     let _: Vec<Option<AsyncResult<i64>>> = client
         .enqueue_batch("add", [[1, 1], [2, 2], [3, 3]], &other)
         .await
@@ -606,9 +565,10 @@ async fn stats_count_queues_workers_and_outcomes<B: Broker + Clone>(broker: B) {
     assert_eq!(stats.queues.get("reports"), Some(&3));
     assert_eq!(stats.queues.get("default"), Some(&1));
     assert_eq!(stats.workers, 0);
-    let config = WorkerConfig {
-        queues: vec!["reports".to_owned()],
-        ..fast_config()
+    let config = {
+        let mut config = fast_config();
+        config.queues = vec!["reports".to_owned()];
+        config
     };
     let worker = RunningWorker::start(test_app(), broker, config);
     let deadline = Instant::now() + WAIT;
@@ -629,21 +589,14 @@ async fn stats_count_queues_workers_and_outcomes<B: Broker + Clone>(broker: B) {
     worker.stop().await;
 }
 
-async fn bad_sends_get_typed_errors<B: Broker + Clone>(broker: B) {
+async fn bad_sends_get_typed_errors(broker: Broker) {
     let client = Client::new(broker);
     let err = client.delay::<Value>("add", 5).await.unwrap_err();
     assert!(matches!(err, Error::InvalidArguments { .. }), "{err:?}");
     let err = client.delay::<Value>("", [1]).await.unwrap_err();
     assert!(matches!(err, Error::InvalidArguments { .. }), "{err:?}");
     let err = client
-        .apply_async::<Value>(
-            "add",
-            [1, 2],
-            SendOptions {
-                queue: Some(String::new()),
-                ..SendOptions::default()
-            },
-        )
+        .apply_async::<Value>("add", [1, 2], SendOptions::new().queue(String::new()))
         .await
         .unwrap_err();
     assert!(
@@ -660,7 +613,7 @@ async fn bad_sends_get_typed_errors<B: Broker + Clone>(broker: B) {
 
 /// Results larger than the 4 KiB that ride along in the notification are read from the
 /// result key: every byte arrives, for a waiter blocked before the end and one after.
-async fn a_result_over_the_inline_limit_arrives_whole<B: Broker + Clone>(broker: B) {
+async fn a_result_over_the_inline_limit_arrives_whole(broker: Broker) {
     let client = Client::new(broker.clone());
     let mut waiters = Vec::new();
     for len in [4097usize, 100_000] {
@@ -684,19 +637,12 @@ async fn a_result_over_the_inline_limit_arrives_whole<B: Broker + Clone>(broker:
 
 /// Many clients racing to send under one unique key enqueue one job; the key can be sent
 /// again once its claim expires; a unique job may also be delayed.
-async fn unique_keys_hold_under_concurrent_sends_expire_and_combine_with_countdown<
-    B: Broker + Clone,
->(
-    broker: B,
-) {
+async fn unique_keys_hold_under_concurrent_sends_expire_and_combine_with_countdown(broker: Broker) {
     const SENDERS: usize = 16;
     const CLAIM: Duration = Duration::from_secs(2);
     let client = Client::new(broker.clone());
     let label = format!("unique-{}", uuid::Uuid::new_v4());
-    let options = SendOptions {
-        unique: Some((label.clone(), CLAIM)),
-        ..SendOptions::default()
-    };
+    let options = SendOptions::new().unique(label.clone(), CLAIM);
     let claimed_at = Instant::now();
     let sends: Vec<_> = (0..SENDERS)
         .map(|_| {
@@ -750,11 +696,9 @@ async fn unique_keys_hold_under_concurrent_sends_expire_and_combine_with_countdo
     assert_eq!(runs_of(&label), 2);
 
     let delayed_label = format!("{label}-delayed");
-    let delayed = SendOptions {
-        unique: Some((delayed_label.clone(), Duration::from_secs(60))),
-        countdown: Some(Duration::from_millis(500)),
-        ..SendOptions::default()
-    };
+    let delayed = SendOptions::new()
+        .unique(delayed_label.clone(), Duration::from_secs(60))
+        .countdown(Duration::from_millis(500));
     let sent_at = Instant::now();
     let first: AsyncResult<String> = client
         .apply_async("record_run", [&delayed_label], delayed.clone())
@@ -776,7 +720,7 @@ async fn unique_keys_hold_under_concurrent_sends_expire_and_combine_with_countdo
 
 /// Arguments over the client's limit are refused before anything is sent, with the task
 /// and both sizes in the error; arguments at the limit go through.
-async fn oversized_arguments_are_refused_with_the_sizes<B: Broker + Clone>(broker: B) {
+async fn oversized_arguments_are_refused_with_the_sizes(broker: Broker) {
     let client = Client::new(broker.clone());
     let ten_mb = "x".repeat(10 * 1024 * 1024);
     let error = client

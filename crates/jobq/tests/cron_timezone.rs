@@ -8,8 +8,8 @@
 use std::process::Command;
 
 use chrono::{DateTime, Datelike, Local, Timelike, Utc, Weekday};
-use jobq::scheduler::{MemoryScheduleStore, ScheduleSpec, Scheduler};
-use jobq::{Client, MemoryBroker};
+use jobq::Broker;
+use jobq::scheduler::{ScheduleSpec, Scheduler};
 use serde_json::json;
 
 const CHILD_ENV: &str = "JOBQ_TEST_CRON_TZ_CHILD";
@@ -33,8 +33,8 @@ fn child_print_next_runs() {
             .iter()
             .map(|(name, cron)| ScheduleSpec::cron(*name, "tick", json!([]), cron).expect("valid"))
             .collect();
-        let client = Client::new(MemoryBroker::new("cron-tz"));
-        Scheduler::new(client, MemoryScheduleStore::new(), specs)
+        let broker = Broker::memory("cron-tz").expect("a valid namespace");
+        Scheduler::new(broker, specs)
             .await
             .expect("scheduler")
             .list()

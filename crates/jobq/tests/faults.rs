@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobq::scheduler::{FiredTick, ScheduleSpec, Scheduler};
-use jobq::{AsyncResult, Broker, Client, Error, JobState, Worker, WorkerConfig};
+use jobq::{AsyncResult, Client, Error, JobState, Worker};
 use redis_harness::{OwnedRedis, TestRedis};
 use serde_json::json;
 
@@ -27,6 +27,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// The worker-process entry point used by the tests below.
 #[test]
 #[ignore = "the worker-process side of the fault tests; started by them with its settings"]
+#[allow(clippy::exit)] // a worker binary's exits (0, or 130 on a second signal), played here
 fn child_worker_process() {
     let url = std::env::var(CHILD_URL).expect("started by a fault test with a Redis URL");
     let namespace = std::env::var(CHILD_NAMESPACE).expect("child namespace");
@@ -37,10 +38,8 @@ fn child_worker_process() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
         let broker = redis_broker_at(&url, &namespace).await;
-        let config = WorkerConfig {
-            grace_period: Duration::from_millis(grace_ms),
-            ..fast_config()
-        };
+        let mut config = fast_config();
+        config.grace_period = Duration::from_millis(grace_ms);
         // jobq never ends its host process; like the posts-worker binary, this worker
         // process exits at once (130) on a second signal.
         let shutdown = async {
@@ -99,6 +98,7 @@ async fn wait_until_started(res: &AsyncResult<String>) {
     }
 }
 
+#[allow(unsafe_code)] // std can only SIGKILL a child; these tests also need SIGTERM.
 fn signal(child: &Child, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(child.id()).expect("pid fits pid_t");
     // SAFETY: sending a signal to a child process we spawned and have not reaped.
@@ -146,7 +146,10 @@ async fn sigkill_of_a_worker_process_mid_job_loses_no_job() {
 
     let rescuer = RunningWorker::start(test_app(), broker.clone(), fast_config());
     for res in &results {
-        assert_eq!(res.get(WAIT).await.expect("every job finishes"), res.id());
+        assert_eq!(
+            res.get(WAIT).await.expect("every job finishes"),
+            res.id().as_str()
+        );
     }
     let stats = client.stats().await.expect("stats");
     assert_eq!(stats.in_flight, 0, "{stats:?}");
@@ -180,11 +183,9 @@ async fn redis_killed_and_restarted_mid_stream_loses_no_job_and_sends_no_tick_tw
     let broker = redis_broker_at(redis.url(), "restart").await;
     // A heartbeat (600 ms) shorter than the outage, so the worker must register again; a
     // visibility timeout longer than the test, so no job is recovered behind its back.
-    let config = WorkerConfig {
-        heartbeat_interval: Duration::from_millis(200),
-        visibility_timeout: Duration::from_secs(120),
-        ..fast_config()
-    };
+    let mut config = fast_config();
+    config.heartbeat_interval = Duration::from_millis(200);
+    config.visibility_timeout = Duration::from_secs(120);
     let worker = RunningWorker::start(test_app(), broker.clone(), config);
     let client = Client::new(broker.clone());
 
@@ -194,7 +195,7 @@ async fn redis_killed_and_restarted_mid_stream_loses_no_job_and_sends_no_tick_tw
         .expect("a valid schedule");
     let scheduler = {
         let fired = Arc::clone(&fired);
-        Scheduler::new(client.clone(), broker.clone(), vec![spec])
+        Scheduler::new(broker.clone(), vec![spec])
             .await
             .expect("scheduler")
             .with_refresh(Duration::from_millis(200))
@@ -250,7 +251,7 @@ async fn redis_killed_and_restarted_mid_stream_loses_no_job_and_sends_no_tick_tw
             res.get(WAIT)
                 .await
                 .expect("a job in flight at the crash finishes"),
-            res.id()
+            res.id().as_str()
         );
     }
     // The heartbeat key expired during the outage: only a new heartbeat counts it.
@@ -276,7 +277,7 @@ async fn redis_killed_and_restarted_mid_stream_loses_no_job_and_sends_no_tick_tw
     assert_eq!(ticks.len(), fired.len(), "a tick was sent twice: {fired:?}");
     for tick in &fired {
         let ran: String = client
-            .result(&tick.job_id)
+            .result(tick.job_id.clone())
             .get(WAIT)
             .await
             .expect("every sent tick runs");
@@ -387,7 +388,7 @@ async fn sigterm_lets_the_running_job_finish() {
     assert!(status.success(), "{status:?}");
     assert_eq!(
         res.try_get().await.expect("read").as_deref(),
-        Some(res.id())
+        Some(res.id().as_str())
     );
     let stats = client.stats().await.expect("stats");
     assert_eq!((stats.in_flight, stats.workers), (0, 0), "{stats:?}");
@@ -425,6 +426,6 @@ async fn a_second_signal_exits_at_once_and_the_reaper_recovers_the_job() {
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert_eq!(client.stats().await.expect("stats").in_flight, 1);
     let rescuer = RunningWorker::start(test_app(), broker, fast_config());
-    assert_eq!(res.get(WAIT).await.expect("recovered"), res.id());
+    assert_eq!(res.get(WAIT).await.expect("recovered"), res.id().as_str());
     rescuer.stop().await;
 }

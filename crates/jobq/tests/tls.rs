@@ -13,7 +13,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use jobq::{Broker, Client, RedisBroker};
+use jobq::{Broker, Client};
 use redis_harness::OwnedRedis;
 
 use common::{RunningWorker, fast_config, test_app};
@@ -36,7 +36,7 @@ fn child_tls_round_trip() {
     let url = std::env::var(CHILD_TLS_URL).expect("started by the TLS round-trip test");
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        let broker = RedisBroker::connect(&url, "tls").await.expect("connect");
+        let broker = Broker::redis(&url, "tls").await.expect("connect");
         broker.ping().await.expect("ping over TLS");
         let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
         let sum: i64 = Client::new(broker)
@@ -58,7 +58,7 @@ fn child_tls_ping() {
     let url = std::env::var(CHILD_TLS_URL).expect("started by a TLS test");
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        let broker = RedisBroker::connect(&url, "tls").await.expect("connect");
+        let broker = Broker::redis(&url, "tls").await.expect("connect");
         match tokio::time::timeout(WAIT, broker.ping()).await {
             Ok(Ok(())) => println!("PING OK"),
             Ok(Err(error)) => println!("{PING_REFUSED}{error}"),
@@ -164,7 +164,7 @@ fn jobs_round_trip_over_tls_with_the_password_in_the_url() {
 async fn a_server_certificate_nobody_trusts_is_refused() {
     let redis = secured_redis();
     // This process was not told to trust the throwaway CA.
-    let broker = RedisBroker::connect(redis.tls_url().expect("a TLS URL"), "tls")
+    let broker = Broker::redis(redis.tls_url().expect("a TLS URL"), "tls")
         .await
         .expect("connecting is lazy");
     let error = tokio::time::timeout(WAIT, broker.ping())
@@ -183,7 +183,7 @@ async fn a_wrong_password_is_a_clear_error() {
     let redis = secured_redis();
     let wrong = redis.url().replace(PASSWORD, "not-the-password");
     assert_ne!(wrong, redis.url());
-    let broker = RedisBroker::connect(&wrong, "tls")
+    let broker = Broker::redis(&wrong, "tls")
         .await
         .expect("connecting is lazy");
     let message = broker
@@ -196,8 +196,6 @@ async fn a_wrong_password_is_a_clear_error() {
             && message.to_lowercase().contains("authentication failed"),
         "{message}"
     );
-    let right = RedisBroker::connect(redis.url(), "tls")
-        .await
-        .expect("connect");
+    let right = Broker::redis(redis.url(), "tls").await.expect("connect");
     right.ping().await.expect("the right password is accepted");
 }

@@ -19,22 +19,22 @@ pub(crate) struct Optional<T> {
 
 impl<'a> Fields<'a> {
     /// Views `value` as an object, or fails naming `path`.
-    pub fn of(value: &'a Value, path: &'a str) -> Result<Self, ModelError> {
+    pub(crate) fn of(value: &'a Value, path: &'a str) -> Result<Self, ModelError> {
         match value {
             Value::Object(map) => Ok(Fields { map, prefix: path }),
             other => Err(wrong_type(path, "an object", other)),
         }
     }
 
-    pub fn map(&self) -> &'a Map<String, Value> {
+    pub(crate) fn map(&self) -> &'a Map<String, Value> {
         self.map
     }
 
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)
     }
 
-    pub fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         if self.prefix.is_empty() {
             name.to_owned()
         } else {
@@ -70,33 +70,33 @@ impl<'a> Fields<'a> {
         }
     }
 
-    pub fn required_str(&self, name: &str) -> Result<String, ModelError> {
+    pub(crate) fn required_str(&self, name: &str) -> Result<String, ModelError> {
         let value = self.required(name)?;
         string(value, || self.path(name))
     }
 
-    pub fn optional_str(&self, name: &str) -> Result<Optional<String>, ModelError> {
+    pub(crate) fn optional_str(&self, name: &str) -> Result<Optional<String>, ModelError> {
         self.optional(name, |value, path| string(value, || path))
     }
 
-    pub fn required_count(&self, name: &str) -> Result<u64, ModelError> {
+    pub(crate) fn required_count(&self, name: &str) -> Result<u64, ModelError> {
         let value = self.required(name)?;
         count(value, &self.path(name))
     }
 
-    pub fn optional_count(&self, name: &str) -> Result<Optional<u64>, ModelError> {
+    pub(crate) fn optional_count(&self, name: &str) -> Result<Optional<u64>, ModelError> {
         self.optional(name, |value, path| count(value, &path))
     }
 
-    pub fn optional_int(&self, name: &str) -> Result<Optional<i64>, ModelError> {
+    pub(crate) fn optional_int(&self, name: &str) -> Result<Optional<i64>, ModelError> {
         self.optional(name, |value, path| integer(value, &path))
     }
 
-    pub fn required_value(&self, name: &str) -> Result<&'a Value, ModelError> {
+    pub(crate) fn required_value(&self, name: &str) -> Result<&'a Value, ModelError> {
         self.required(name)
     }
 
-    pub fn optional_value(&self, name: &str) -> Optional<&'a Value> {
+    pub(crate) fn optional_value(&self, name: &str) -> Optional<&'a Value> {
         match self.map.get(name) {
             None => Optional {
                 value: None,

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 /// A session user's name and the hashes stored for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserIdentity {
+pub(crate) struct UserIdentity {
     /// The plain user name (never stored).
     pub username: String,
     /// `sha256(username)` in hex.
@@ -16,7 +16,7 @@ pub struct UserIdentity {
 
 impl UserIdentity {
     /// Derives the hashes of `username` with `salt`.
-    pub fn derive(username: &str, salt: &str) -> Self {
+    pub(crate) fn derive(username: &str, salt: &str) -> Self {
         UserIdentity {
             username: username.to_owned(),
             user_name_hash: sha256_hex(&[username]),
@@ -26,7 +26,7 @@ impl UserIdentity {
 }
 
 /// Lower-case hex SHA-256 of the concatenated parts.
-pub fn sha256_hex(parts: &[&str]) -> String {
+pub(crate) fn sha256_hex(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for part in parts {
         hasher.update(part.as_bytes());

@@ -8,8 +8,8 @@
 //! future:
 //!
 //! ```no_run
-//! # async fn embed(shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), posts_worker::ServiceError> {
-//! let broker = jobq::MemoryBroker::new("posts");
+//! # async fn embed(shutdown: impl std::future::Future<Output = ()> + Send) -> Result<(), Box<dyn std::error::Error>> {
+//! let broker = jobq::Broker::memory("posts")?;
 //! let service = posts_worker::Service::open("sample_data/sample_posts.db", broker)?;
 //! service.run(shutdown).await?;
 //! # Ok(()) }
@@ -22,4 +22,4 @@ pub mod schedules;
 mod service;
 pub mod tasks;
 
-pub use service::{Service, ServiceBroker, ServiceError};
+pub use service::{Service, ServiceError};

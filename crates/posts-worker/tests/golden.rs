@@ -212,7 +212,7 @@ mod raw {
     use super::binary_support::sample_raw_dir;
 
     /// What the tests need of one exported item.
-    pub struct Item {
+    pub(crate) struct Item {
         pub platform: &'static str,
         pub id: String,
         /// `post` or `comment`, as the README's mapping defines it.
@@ -225,7 +225,7 @@ mod raw {
 
     impl Item {
         /// `from <= created_at <= to` compared as text, as SQLite's `BETWEEN` does.
-        pub fn in_range(&self, from: &str, to: &str) -> bool {
+        pub(crate) fn in_range(&self, from: &str, to: &str) -> bool {
             from <= self.created_at.as_str() && self.created_at.as_str() <= to
         }
     }
@@ -265,7 +265,7 @@ mod raw {
     }
 
     /// Every item of the three sample files.
-    pub fn items() -> Vec<Item> {
+    pub(crate) fn items() -> Vec<Item> {
         let dir = sample_raw_dir();
         let mut items = Vec::new();
         for row in read_csv::<FacebookRow>(&dir.join("facebook.csv")) {

@@ -7,7 +7,7 @@ mod tasks_support;
 use std::time::Duration;
 
 use jobq::scheduler::ScheduleSpec;
-use jobq::{MemoryBroker, WorkerConfig};
+use jobq::{Broker, Client, WorkerConfig};
 use posts_store::read::ReadError;
 use posts_worker::{Service, ServiceError};
 use serde_json::{Value, json};
@@ -15,20 +15,23 @@ use tasks_support::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+fn memory_broker() -> Broker {
+    Broker::memory("service").expect("a valid namespace")
+}
+
 fn quick_config() -> WorkerConfig {
-    WorkerConfig {
-        concurrency: 2,
-        grace_period: Duration::from_secs(5),
-        ..WorkerConfig::default()
-    }
+    let mut config = WorkerConfig::default();
+    config.concurrency = 2;
+    config.grace_period = Duration::from_secs(5);
+    config
 }
 
 #[tokio::test]
 async fn jobs_run_until_the_hosts_shutdown_future_resolves() {
     let (_dir, db) = temp_db(Variant::TextId, &sample_posts());
-    let broker = MemoryBroker::new("service");
+    let broker = memory_broker();
     let service = Service::new(posts_data(&db), broker).with_worker_config(quick_config());
-    let client = service.broker().client();
+    let client = Client::new(service.broker().clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(service.run(async {
         let _ = stopped.await;
@@ -76,7 +79,7 @@ async fn schedules_replace_the_default_or_the_scheduler_stays_off() {
         (None, true, 0),
     ];
     for (schedules, no_scheduler, stored) in cases {
-        let broker = MemoryBroker::new("service");
+        let broker = memory_broker();
         let mut service = Service::new(posts_data(&db), broker).with_worker_config(quick_config());
         if let Some(schedules) = schedules {
             service = service.with_schedules(schedules);
@@ -84,7 +87,7 @@ async fn schedules_replace_the_default_or_the_scheduler_stays_off() {
         if no_scheduler {
             service = service.without_scheduler();
         }
-        let client = service.broker().client();
+        let client = Client::new(service.broker().clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(service.run(async {
             let _ = stopped.await;
@@ -112,7 +115,7 @@ async fn start_up_problems_are_typed_errors_not_hangs() {
     config.concurrency = 0;
     let outcome = tokio::time::timeout(
         WAIT,
-        Service::new(posts_data(&db), MemoryBroker::new("service"))
+        Service::new(posts_data(&db), memory_broker())
             .with_worker_config(config)
             .run(never()),
     )
@@ -127,7 +130,7 @@ async fn start_up_problems_are_typed_errors_not_hangs() {
         .expect("a valid schedule");
     let outcome = tokio::time::timeout(
         WAIT,
-        Service::new(posts_data(&db), MemoryBroker::new("service"))
+        Service::new(posts_data(&db), memory_broker())
             .with_schedules(vec![twice.clone(), twice])
             .run(never()),
     )
@@ -138,7 +141,7 @@ async fn start_up_problems_are_typed_errors_not_hangs() {
         "{outcome:?}"
     );
 
-    let missing = Service::open(dir.path().join("missing.db"), MemoryBroker::new("service"));
+    let missing = Service::open(dir.path().join("missing.db"), memory_broker());
     assert!(
         matches!(
             missing,

@@ -7,7 +7,7 @@ mod tasks_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobq::{App, AsyncResult, Client, MemoryBroker, Worker, WorkerConfig};
+use jobq::{App, AsyncResult, Broker, Client, Worker, WorkerConfig};
 use posts_worker::tasks::{
     CancelToken, count_top_named_entities, register, substring_matches_by_platform,
 };
@@ -57,12 +57,10 @@ async fn concurrent_scans_match_single_runs_without_pool_timeouts() {
     // The same tasks all sent at once to a worker with the default concurrency.
     let mut app = App::new();
     register(&mut app, Arc::clone(&data));
-    let broker = Arc::new(MemoryBroker::new("tasks-contention"));
-    let config = WorkerConfig {
-        heartbeat_interval: Duration::from_millis(500),
-        grace_period: Duration::from_secs(5),
-        ..WorkerConfig::default()
-    };
+    let broker = Broker::memory("tasks-contention").expect("a valid namespace");
+    let mut config = WorkerConfig::default();
+    config.heartbeat_interval = Duration::from_millis(500);
+    config.grace_period = Duration::from_secs(5);
     let worker = Worker::new(app, broker.clone(), config);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(worker.run_until(async move {

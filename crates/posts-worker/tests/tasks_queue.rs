@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobq::{App, Broker, Client, Error, MemoryBroker, RedisBroker, SendOptions, TaskFailure};
+use jobq::{App, Broker, Client, Error, SendOptions, TaskFailure};
 use jobq::{Worker, WorkerConfig};
 use posts_worker::tasks::{PostsData, register};
 use serde_json::{Value, json};
@@ -17,23 +17,20 @@ use tasks_support::*;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `body` with a client while a worker with the posts tasks consumes `broker`.
-async fn with_worker<F, Fut>(broker: Arc<dyn Broker>, data: Arc<PostsData>, body: F)
+async fn with_worker<F, Fut>(broker: Broker, data: Arc<PostsData>, body: F)
 where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut app = App::new();
     register(&mut app, data);
-    let worker = Worker::new(
-        app,
-        Arc::clone(&broker),
-        WorkerConfig {
-            concurrency: 2,
-            heartbeat_interval: Duration::from_millis(500),
-            grace_period: Duration::from_secs(5),
-            ..WorkerConfig::default()
-        },
-    );
+    let worker = Worker::new(app, broker.clone(), {
+        let mut config = WorkerConfig::default();
+        config.concurrency = 2;
+        config.heartbeat_interval = Duration::from_millis(500);
+        config.grace_period = Duration::from_secs(5);
+        config
+    });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(worker.run_until(async move {
         let _ = stopped.await;
@@ -54,7 +51,7 @@ async fn run(client: &Client, task: &str, args: Value) -> Value {
 }
 
 async fn failure(client: &Client, task: &str, args: Value) -> TaskFailure {
-    failure_with(client, task, args, SendOptions::default()).await
+    failure_with(client, task, args, SendOptions::new()).await
 }
 
 async fn failure_with(
@@ -222,10 +219,7 @@ async fn exercise(client: Client, path: &Path) {
         &client,
         "query_posts_db",
         json!(["WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n WHERE i < 0"]),
-        SendOptions {
-            time_limit: Some(Duration::from_millis(300)),
-            ..SendOptions::default()
-        },
+        SendOptions::new().time_limit(Duration::from_millis(300)),
     )
     .await;
     assert_eq!(f.kind, "TimeLimitExceeded");
@@ -256,7 +250,7 @@ fn uuid_like() -> String {
 async fn tasks_through_the_memory_broker() {
     for variant in VARIANTS {
         let (_dir, path) = temp_db(variant, &sample_posts());
-        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new("posts-tasks"));
+        let broker = Broker::memory("posts-tasks").unwrap();
         with_worker(broker, posts_data(&path), |client| exercise(client, &path)).await;
     }
 }
@@ -267,8 +261,7 @@ async fn tasks_through_redis() {
     for variant in VARIANTS {
         let (_dir, path) = temp_db(variant, &sample_posts());
         let namespace = redis_harness::unique_namespace("tasks");
-        let broker: Arc<dyn Broker> =
-            Arc::new(RedisBroker::connect(redis.url(), &namespace).await.unwrap());
+        let broker = Broker::redis(redis.url(), &namespace).await.unwrap();
         with_worker(broker, posts_data(&path), |client| exercise(client, &path)).await;
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jobq::{App, Client, Error, MemoryBroker, SendOptions, TaskContext, TaskError, TaskFailure};
+use jobq::{App, Broker, Client, Error, SendOptions, TaskContext, TaskError, TaskFailure};
 use jobq::{Worker, WorkerConfig};
 use posts_worker::tasks::{CancelToken, PostsData, register, substring_matches_by_platform};
 use serde_json::{Value, json};
@@ -121,17 +121,12 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let broker = Arc::new(MemoryBroker::new("tasks-time-limit"));
-    let worker = Worker::new(
-        app,
-        broker.clone(),
-        WorkerConfig {
-            concurrency: CONCURRENCY,
-            heartbeat_interval: Duration::from_millis(500),
-            grace_period: Duration::from_secs(5),
-            ..WorkerConfig::default()
-        },
-    );
+    let broker = Broker::memory("tasks-time-limit").expect("a valid namespace");
+    let mut config = WorkerConfig::default();
+    config.concurrency = CONCURRENCY;
+    config.heartbeat_interval = Duration::from_millis(500);
+    config.grace_period = Duration::from_secs(5);
+    let worker = Worker::new(app, broker.clone(), config);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(worker.run_until(async move {
         let _ = stopped.await;
@@ -142,10 +137,7 @@ where
 }
 
 fn limited() -> SendOptions {
-    SendOptions {
-        time_limit: Some(LIMIT),
-        ..SendOptions::default()
-    }
+    SendOptions::new().time_limit(LIMIT)
 }
 
 async fn failure_of(client: &Client, task: &str, args: Value) -> TaskFailure {

@@ -123,6 +123,7 @@ impl TestRedis {
             *SHARED_BACKING
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(backing);
+            #[allow(unsafe_code)] // std has no `atexit`; statics are never dropped otherwise.
             // SAFETY: registering a plain `extern "C"` function that takes no arguments.
             // A failed registration only means the parent-death signal alone stops it.
             unsafe {

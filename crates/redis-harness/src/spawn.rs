@@ -45,6 +45,7 @@ fn start_spawner_thread() -> io::Result<mpsc::Sender<Request>> {
 }
 
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // `pre_exec` is the only way to set a parent-death signal on a child.
 fn tie_to_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id();

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     suite: Suite,
 }
@@ -23,7 +23,7 @@ enum Suite {
     Seed(seed::Args),
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         return rerun_in_release();
     }

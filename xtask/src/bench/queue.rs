@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
-use jobq::{App, Client, RedisBroker, TaskContext, TaskError, Worker, WorkerConfig};
+use jobq::{App, Broker, Client, TaskContext, TaskError, Worker, WorkerConfig};
 use redis_harness::{OwnedRedis, unique_namespace};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// Runs of every measurement; the median and spread are reported.
     #[arg(long, default_value_t = 5)]
     runs: usize,
@@ -44,7 +44,7 @@ const NOOP: &str = "noop";
 const IDLE_BEFORE_JOB: Duration = Duration::from_millis(5);
 const RESULT_WAIT: Duration = Duration::from_secs(10);
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(super) fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.runs >= 1, "--runs must be at least 1");
     ensure!(args.jobs >= 1, "--jobs must be at least 1");
     ensure!(args.batch >= 1, "--batch must be at least 1");
@@ -136,7 +136,7 @@ struct BenchWorker {
 }
 
 impl BenchWorker {
-    fn start(broker: RedisBroker) -> anyhow::Result<Self> {
+    fn start(broker: Broker) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -176,10 +176,10 @@ impl Drop for BenchWorker {
 }
 
 /// A fresh namespace per measurement, so counters start at zero and nothing is left over.
-fn connect(runtime: &Runtime, url: &str) -> anyhow::Result<RedisBroker> {
+fn connect(runtime: &Runtime, url: &str) -> anyhow::Result<Broker> {
     let namespace = unique_namespace("bench");
     let broker = runtime
-        .block_on(RedisBroker::connect(url, &namespace))
+        .block_on(Broker::redis(url, &namespace))
         .context("connecting to the bench redis")?;
     Ok(broker)
 }

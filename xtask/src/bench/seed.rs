@@ -9,7 +9,7 @@ use posts_seed::{ProgressEvent, SeedOptions, SyntheticOptions};
 use super::Spread;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(super) struct Args {
     /// Rows per run.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
@@ -21,7 +21,7 @@ pub struct Args {
     seed: u64,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(super) fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let mut rates = Vec::new();
     for run in 1..=args.runs.max(1) {

@@ -27,7 +27,7 @@ use posts_worker::tasks::{CancelToken, PostsData};
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// The benchmark database; built when missing.
     #[arg(long, default_value = "target/bench/posts-1m.db")]
     db: PathBuf,
@@ -58,7 +58,7 @@ struct Sample {
     peak_rss_kib: u64,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub(super) fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.runs >= 1, "--runs must be at least 1");
     ensure!(args.entity_runs >= 1, "--entity-runs must be at least 1");
     if let Some(mode) = &args.child {

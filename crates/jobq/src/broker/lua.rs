@@ -1,26 +1,50 @@
-//! The Lua scripts that make the Redis broker's multi-key steps atomic.
+//! The Lua scripts that make the Redis broker's multi-key steps atomic, and the one Rust
+//! function that lays out the acknowledgement script's arguments ([`ack_args`]).
 //!
 //! Every script receives the namespace prefix (`{ns}:`) and builds the keys it needs from
-//! it; all of them share the namespace's hash tag, so they live in one cluster slot.
+//! it; all of them share the namespace's hash tag, so they live in one cluster slot. State
+//! names and dead-letter reasons come from Rust as arguments; [`SET_ASIDE_FN`] is the one
+//! Lua copy of the dead-letter shape (the Rust one is [`DeadLetter`](crate::DeadLetter)).
+
+use redis::ScriptInvocation;
+
+use super::wire::{self, encode_dead_letter, encode_message, encode_result};
+use super::{Ack, Outcome};
+use crate::message::{JobState, ResultRecord, millis};
+
+/// Pushes a message that cannot be routed onto the dead-letter list, in the JSON shape of
+/// [`DeadLetter`](crate::DeadLetter) (`job_id`, `task` and `queue` unknown).
+const SET_ASIDE_FN: &str = r#"
+local function set_aside(prefix, kind, message, now, m)
+  redis.call('LPUSH', prefix .. 'dead', cjson.encode({
+    reason = { kind = kind, message = message },
+    failed_at_ms = tonumber(now),
+    payload = m,
+  }))
+end
+local function queue_of(m)
+  local ok, job = pcall(cjson.decode, m)
+  if ok and type(job) == 'table' and type(job.queue) == 'string' and job.queue ~= '' then
+    return job.queue
+  end
+  return nil
+end
+"#;
 
 /// Puts every job of one worker's in-flight list back on its queue, oldest at the head, and
-/// dead-letters what cannot be decoded. Shared by the reap and unregister scripts.
+/// sets aside what names no queue. Shared by the reap and unregister scripts.
 const REQUEUE_WORKER_FN: &str = r#"
-local function requeue_worker(prefix, worker, now)
+local function requeue_worker(prefix, worker, now, kind, reason)
   local proc = prefix .. 'processing:' .. worker
   local moved = 0
   while true do
     local m = redis.call('LPOP', proc)
     if not m then break end
-    local ok, job = pcall(cjson.decode, m)
-    if ok and type(job) == 'table' and type(job.queue) == 'string' and job.queue ~= '' then
-      redis.call('RPUSH', prefix .. 'queue:' .. job.queue, m)
+    local queue = queue_of(m)
+    if queue then
+      redis.call('RPUSH', prefix .. 'queue:' .. queue, m)
     else
-      redis.call('LPUSH', prefix .. 'dead', cjson.encode({
-        reason = { kind = 'MalformedMessage', message = 'an in-flight message of a dead worker is not a job message' },
-        failed_at_ms = tonumber(now),
-        payload = m,
-      }))
+      set_aside(prefix, kind, reason, now, m)
     end
     moved = moved + 1
   end
@@ -49,35 +73,30 @@ end
 return out
 "#;
 
-/// ARGV: prefix, state ttl ms, job ids. Records STARTED unless the job already has a
-/// result: the worker sends this without waiting, so it may arrive after the ack.
+/// ARGV: prefix, state ttl ms, the STARTED state's name, job ids. Records STARTED unless
+/// the job already has a result: the worker sends this without waiting, so it may arrive
+/// after the ack.
 pub(super) const MARK_STARTED: &str = r#"
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local id = ARGV[i]
   if redis.call('EXISTS', ARGV[1] .. 'result:' .. id) == 0 then
-    redis.call('SET', ARGV[1] .. 'state:' .. id, 'STARTED', 'PX', ARGV[2])
+    redis.call('SET', ARGV[1] .. 'state:' .. id, ARGV[3], 'PX', ARGV[2])
   end
 end
 return 0
 "#;
 
-/// KEYS: processing. ARGV: prefix, inline record limit, then groups of seven: op, payload,
-/// a, b, c, d, e.
-///
-/// - `S` success / `F` failure: a = job id ('' when unknown), b = record, c = ttl ms,
-///   d = dead letter ('' for none; failures only), e = '1' when a transient state may
-///   exist and must be deleted.
-/// - `R` retry: a = job id, b = retry payload, c = due ms, d = state ttl ms.
-/// - `Q` requeue: a = queue.
+/// KEYS: processing. ARGV: see [`ack_args`], which is the only code that builds them.
 ///
 /// The notification pushed for a stored result is the record itself when it is no larger
 /// than the inline limit (the waiter needs no second round trip), else `1`.
 pub(super) const ACK: &str = r#"
 local prefix = ARGV[1]
 local inline_limit = tonumber(ARGV[2])
+local retry_state = ARGV[3]
 local proc = KEYS[1]
 local processed, failed, retried = 0, 0, 0
-for i = 3, #ARGV, 7 do
+for i = 4, #ARGV, 7 do
   local op, payload, a, b, c, d, e = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   redis.call('LREM', proc, -1, payload)
   if op == 'S' or op == 'F' then
@@ -93,13 +112,11 @@ for i = 3, #ARGV, 7 do
       redis.call('PEXPIRE', notify, c)
     end
     processed = processed + 1
-    if op == 'F' then
-      failed = failed + 1
-      if d ~= '' then redis.call('LPUSH', prefix .. 'dead', d) end
-    end
+    if op == 'F' then failed = failed + 1 end
+    if d ~= '' then redis.call('LPUSH', prefix .. 'dead', d) end
   elseif op == 'R' then
     redis.call('ZADD', prefix .. 'delayed', c, b)
-    redis.call('SET', prefix .. 'state:' .. a, 'RETRY', 'PX', d)
+    redis.call('SET', prefix .. 'state:' .. a, retry_state, 'PX', d)
     retried = retried + 1
   elseif op == 'Q' then
     redis.call('RPUSH', prefix .. 'queue:' .. a, payload)
@@ -110,6 +127,90 @@ if failed > 0 then redis.call('INCRBY', prefix .. 'stats:failed', failed) end
 if retried > 0 then redis.call('INCRBY', prefix .. 'stats:retried', retried) end
 return processed + retried
 "#;
+
+/// Lays out [`ACK`]'s arguments: the header `prefix, inline record limit, RETRY state
+/// name`, then one group of seven per acknowledgement, `op, delivery, a, b, c, d, e`:
+///
+/// - `S` success / `F` failure: a = job id (`''` when unreadable), b = encoded record,
+///   c = ttl ms, d = encoded dead letter (`''` for none), e = `'1'` when a transient state
+///   may exist and must be deleted.
+/// - `R` retry: a = job id, b = encoded next message, c = due ms, d = state ttl ms.
+/// - `Q` requeue: a = queue.
+pub(super) fn ack_args(
+    invocation: &mut ScriptInvocation<'_>,
+    prefix: &str,
+    inline_limit: usize,
+    acks: &[Ack],
+) {
+    invocation
+        .arg(prefix)
+        .arg(inline_limit)
+        .arg(JobState::Retry.as_str());
+    for ack in acks {
+        let delivery = ack.tag.as_stored();
+        match &ack.outcome {
+            Outcome::Finished {
+                record,
+                ttl,
+                clears_state,
+                dead_letter,
+            } => {
+                let (op, id) = match record {
+                    ResultRecord::Success { job_id, .. } => ("S", job_id),
+                    ResultRecord::Failure { job_id, .. } => ("F", job_id),
+                };
+                invocation
+                    .arg(op)
+                    .arg(delivery)
+                    .arg(id.as_str())
+                    .arg(encode_result(record))
+                    .arg(ttl_ms(*ttl))
+                    .arg(
+                        dead_letter
+                            .as_ref()
+                            .map(encode_dead_letter)
+                            .unwrap_or_default(),
+                    )
+                    .arg(if *clears_state { "1" } else { "" });
+            }
+            Outcome::Unreadable { dead_letter } => {
+                invocation
+                    .arg("F")
+                    .arg(delivery)
+                    .arg("")
+                    .arg("")
+                    .arg("")
+                    .arg(encode_dead_letter(dead_letter))
+                    .arg("");
+            }
+            Outcome::Retry { next, ttl } => {
+                invocation
+                    .arg("R")
+                    .arg(delivery)
+                    .arg(next.id.as_str())
+                    .arg(encode_message(next))
+                    .arg(next.eta_ms.unwrap_or(0))
+                    .arg(ttl_ms(*ttl))
+                    .arg("");
+            }
+            Outcome::Requeue { queue } => {
+                invocation
+                    .arg("Q")
+                    .arg(delivery)
+                    .arg(queue.as_str())
+                    .arg("")
+                    .arg("")
+                    .arg("")
+                    .arg("");
+            }
+        }
+    }
+}
+
+/// A TTL in whole milliseconds, at least 1 (Redis refuses `PX 0`).
+pub(super) fn ttl_ms(ttl: std::time::Duration) -> u64 {
+    millis(ttl).max(1)
+}
 
 /// KEYS: unique claim, target (queue list or delayed set), queues set.
 /// ARGV: job id, claim ttl ms, payload, due ms ('' = now), queue name.
@@ -124,37 +225,40 @@ redis.call('SADD', KEYS[3], ARGV[5])
 return 1
 "#;
 
-/// KEYS: delayed. ARGV: prefix, now ms, limit. Moves due jobs to their queues.
-pub(super) const PROMOTE: &str = r#"
+/// KEYS: delayed. ARGV: prefix, now ms, limit, dead-letter kind, dead-letter reason.
+/// Moves due jobs to their queues.
+pub(super) fn promote() -> String {
+    format!(
+        "{SET_ASIDE_FN}{}",
+        r#"
 local prefix = ARGV[1]
 local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[2], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
 for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
-  local ok, job = pcall(cjson.decode, m)
-  if ok and type(job) == 'table' and type(job.queue) == 'string' and job.queue ~= '' then
-    redis.call('LPUSH', prefix .. 'queue:' .. job.queue, m)
-    redis.call('SADD', prefix .. 'queues', job.queue)
+  local queue = queue_of(m)
+  if queue then
+    redis.call('LPUSH', prefix .. 'queue:' .. queue, m)
+    redis.call('SADD', prefix .. 'queues', queue)
   else
-    redis.call('LPUSH', prefix .. 'dead', cjson.encode({
-      reason = { kind = 'MalformedMessage', message = 'a delayed message is not a job message' },
-      failed_at_ms = tonumber(ARGV[2]),
-      payload = m,
-    }))
+    set_aside(prefix, ARGV[4], ARGV[5], ARGV[2], m)
   end
 end
 return #due
-"#;
+"#
+    )
+}
 
-/// KEYS: workers. ARGV: prefix, cutoff ms, now ms, max workers per call.
+/// KEYS: workers. ARGV: prefix, cutoff ms, now ms, max workers per call, dead-letter kind,
+/// dead-letter reason.
 pub(super) fn reap() -> String {
     format!(
-        "{REQUEUE_WORKER_FN}{}",
+        "{SET_ASIDE_FN}{REQUEUE_WORKER_FN}{}",
         r#"
 local moved = 0
 local stale = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[2], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[4]))
 for _, w in ipairs(stale) do
   if redis.call('EXISTS', ARGV[1] .. 'worker:' .. w .. ':hb') == 0 then
-    moved = moved + requeue_worker(ARGV[1], w, ARGV[3])
+    moved = moved + requeue_worker(ARGV[1], w, ARGV[3], ARGV[5], ARGV[6])
   end
 end
 return moved
@@ -162,12 +266,24 @@ return moved
     )
 }
 
-/// KEYS: workers. ARGV: prefix, worker id, now ms.
+/// KEYS: workers. ARGV: prefix, worker id, now ms, dead-letter kind, dead-letter reason.
 pub(super) fn unregister() -> String {
     format!(
-        "{REQUEUE_WORKER_FN}{}",
-        "\nreturn requeue_worker(ARGV[1], ARGV[2], ARGV[3])\n"
+        "{SET_ASIDE_FN}{REQUEUE_WORKER_FN}{}",
+        "\nreturn requeue_worker(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n"
     )
+}
+
+/// The dead-letter kind and reason the reap and unregister scripts set aside unroutable
+/// in-flight messages with.
+pub(super) fn in_flight_reason() -> [&'static str; 2] {
+    [wire::MALFORMED_KIND, wire::UNROUTABLE_IN_FLIGHT]
+}
+
+/// The dead-letter kind and reason the promote script sets aside unroutable delayed
+/// messages with.
+pub(super) fn delayed_reason() -> [&'static str; 2] {
+    [wire::MALFORMED_KIND, wire::UNROUTABLE_DELAYED]
 }
 
 /// KEYS: dead, queue, queues set. ARGV: dead record, payload, queue name.

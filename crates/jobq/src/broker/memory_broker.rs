@@ -1,5 +1,6 @@
-//! [`MemoryBroker`]: the broker in process memory, with the Redis broker's semantics and no
-//! persistence. For tests, demos and single-process embedding.
+//! The memory backend behind [`Broker::memory`](super::Broker::memory): the broker in
+//! process memory, with the Redis backend's semantics and no persistence. Queues hold the
+//! messages in their wire form, so malformed ones behave as they do on Redis.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -10,21 +11,24 @@ use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Ack, Broker, BrokerFuture, NewJob, ResultLookup, queue_of, validate_namespace};
+use super::wire::{
+    self, Delivery, decode_delivery, encode_dead_letter, encode_message, malformed_letter, queue_of,
+};
+use super::{Ack, Backend, BrokerFuture, NewJob, Outcome, ResultLookup, validate_namespace};
 use crate::admin::{DeadLetter, Stats};
 use crate::error::Error;
-use crate::message::now_ms;
-use crate::scheduler::{MemoryScheduleStore, ScheduleBackend, ScheduleStore};
+use crate::message::{JobId, JobMessage, JobState, ResultRecord, now_ms};
+use crate::scheduler::{MemoryScheduleStore, ScheduleStore};
 use crate::task::KeyWrite;
 
 #[derive(Debug, Clone)]
-struct Expiring {
-    value: String,
+struct Expiring<T = String> {
+    value: T,
     expires_ms: Option<u64>,
 }
 
-impl Expiring {
-    fn new(value: String, ttl: Option<Duration>) -> Self {
+impl<T> Expiring<T> {
+    fn new(value: T, ttl: Option<Duration>) -> Self {
         Self {
             value,
             expires_ms: ttl.map(|t| now_ms().saturating_add(t.as_millis() as u64)),
@@ -50,8 +54,8 @@ struct State {
     delayed_seq: u64,
     /// Front = newest.
     dead: VecDeque<String>,
-    results: HashMap<String, Expiring>,
-    states: HashMap<String, Expiring>,
+    results: HashMap<JobId, Expiring<ResultRecord>>,
+    states: HashMap<JobId, Expiring<JobState>>,
     keys: HashMap<String, Expiring>,
     unique: HashMap<String, u64>,
     processed: u64,
@@ -93,11 +97,11 @@ impl State {
     /// tail), or dead-letters it as `malformed` when it names none.
     fn route(&mut self, payload: String, at_head: bool, malformed: &str) {
         match queue_of(&payload) {
-            Some(queue) if !queue.is_empty() && at_head => self.push_head(&queue, payload),
-            Some(queue) if !queue.is_empty() => self.push(&queue, payload),
-            _ => self
+            Some(queue) if at_head => self.push_head(&queue, payload),
+            Some(queue) => self.push(&queue, payload),
+            None => self
                 .dead
-                .push_front(DeadLetter::malformed_record(&payload, malformed)),
+                .push_front(encode_dead_letter(&malformed_letter(&payload, malformed))),
         }
     }
 
@@ -106,11 +110,7 @@ impl State {
         let jobs = self.processing.remove(worker).unwrap_or_default();
         let moved = jobs.len();
         for payload in jobs {
-            self.route(
-                payload,
-                true,
-                "an in-flight message of a dead worker is not a job message",
-            );
+            self.route(payload, true, wire::UNROUTABLE_IN_FLIGHT);
         }
         self.workers.remove(worker);
         moved
@@ -122,62 +122,41 @@ struct Inner {
     state: Mutex<State>,
     job_pushed: Notify,
     result_stored: Notify,
-    /// Where schedulers on this broker keep their schedules (see [`ScheduleBackend`]).
-    schedules: MemoryScheduleStore,
+    /// Where schedulers on this broker keep their schedules, so stats count them as the
+    /// Redis backend's do.
+    schedules: Arc<MemoryScheduleStore>,
 }
 
-/// A [`Broker`] in process memory. Cheap to clone (clones share the storage).
-///
-/// Same semantics as [`RedisBroker`](crate::RedisBroker) — queues, in-flight lists,
-/// heartbeats and the reaper, delayed jobs, dead letters, results with TTLs, unique claims,
-/// waiters woken at once — but nothing survives the process.
-#[derive(Clone)]
-pub struct MemoryBroker {
-    inner: Arc<Inner>,
+/// The memory backend.
+pub(super) struct MemoryBackend {
+    inner: Inner,
 }
 
-/// Schedulers on a memory broker share its in-process schedule store, so
-/// [`stats`](Broker::stats) counts their schedules as the Redis broker's does.
-impl ScheduleBackend for MemoryBroker {
-    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
-        Arc::new(self.inner.schedules.clone())
-    }
-}
-
-impl fmt::Debug for MemoryBroker {
+impl fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryBroker")
+        f.debug_struct("MemoryBackend")
             .field("namespace", &self.inner.namespace)
             .finish()
     }
 }
 
-impl MemoryBroker {
-    /// An empty broker for `namespace`.
-    ///
-    /// # Panics
-    ///
-    /// When `namespace` is invalid (empty, or containing braces or whitespace); use
-    /// [`MemoryBroker::try_new`] for namespaces that come from outside the program.
-    pub fn new(namespace: &str) -> Self {
-        match Self::try_new(namespace) {
-            Ok(broker) => broker,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// An empty broker for `namespace`, or an error naming what is wrong with it.
-    pub fn try_new(namespace: &str) -> Result<Self, Error> {
+impl MemoryBackend {
+    /// An empty backend for `namespace`, or an error naming what is wrong with it.
+    pub(super) fn new(namespace: &str) -> Result<Self, Error> {
         validate_namespace(namespace)?;
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Inner {
                 namespace: namespace.to_owned(),
                 state: Mutex::new(State::default()),
                 job_pushed: Notify::new(),
                 result_stored: Notify::new(),
-                schedules: MemoryScheduleStore::new(),
-            }),
+                schedules: Arc::new(MemoryScheduleStore::default()),
+            },
         })
+    }
+
+    fn notify_pushed(&self) {
+        self.inner.job_pushed.notify_waiters();
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -204,7 +183,7 @@ impl MemoryBroker {
         taken
     }
 
-    fn live_result(&self, job_id: &str) -> Option<String> {
+    fn live_result(&self, job_id: &JobId) -> Option<ResultRecord> {
         let now = now_ms();
         let mut state = self.state();
         match state.results.get(job_id) {
@@ -218,7 +197,11 @@ impl MemoryBroker {
     }
 }
 
-impl Broker for MemoryBroker {
+impl Backend for MemoryBackend {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
     fn namespace(&self) -> &str {
         &self.inner.namespace
     }
@@ -243,17 +226,18 @@ impl Broker for MemoryBroker {
                             .unique
                             .insert(key.clone(), now.saturating_add(ttl.as_millis() as u64));
                     }
-                    match job.due_ms {
+                    let payload = encode_message(&job.message);
+                    match job.message.eta_ms {
                         Some(due) => {
-                            state.known_queues.insert(job.queue.clone());
-                            state.delay(due, job.payload);
+                            state.known_queues.insert(job.message.queue.clone());
+                            state.delay(due, payload);
                         }
-                        None => state.push(&job.queue, job.payload),
+                        None => state.push(&job.message.queue, payload),
                     }
                     outcome.push(true);
                 }
             }
-            self.inner.job_pushed.notify_waiters();
+            self.notify_pushed();
             Ok(outcome)
         }
         .boxed()
@@ -265,7 +249,7 @@ impl Broker for MemoryBroker {
         queue: &'a str,
         max: usize,
         block: Duration,
-    ) -> BrokerFuture<'a, Vec<String>> {
+    ) -> BrokerFuture<'a, Vec<Delivery>> {
         async move {
             if max == 0 {
                 return Ok(Vec::new());
@@ -277,7 +261,7 @@ impl Broker for MemoryBroker {
                 pushed.as_mut().enable();
                 let taken = self.take_jobs(worker, queue, max);
                 if !taken.is_empty() {
-                    return Ok(taken);
+                    return Ok(taken.into_iter().map(decode_delivery).collect());
                 }
                 if tokio::time::timeout_at(deadline, pushed).await.is_err() {
                     return Ok(Vec::new());
@@ -287,7 +271,7 @@ impl Broker for MemoryBroker {
         .boxed()
     }
 
-    fn mark_started(&self, job_ids: Vec<String>, ttl: Duration) -> BrokerFuture<'_, ()> {
+    fn mark_started(&self, job_ids: Vec<JobId>, ttl: Duration) -> BrokerFuture<'_, ()> {
         async move {
             let now = now_ms();
             let mut state = self.state();
@@ -297,7 +281,7 @@ impl Broker for MemoryBroker {
                 }
                 state
                     .states
-                    .insert(id, Expiring::new("STARTED".to_owned(), Some(ttl)));
+                    .insert(id, Expiring::new(JobState::Started, Some(ttl)));
             }
             Ok(())
         }
@@ -311,62 +295,46 @@ impl Broker for MemoryBroker {
             {
                 let mut state = self.state();
                 for ack in acks {
-                    match ack {
-                        Ack::Success {
-                            payload,
-                            job_id,
+                    state.remove_in_flight(worker, ack.tag.as_stored());
+                    match &ack.outcome {
+                        Outcome::Finished {
                             record,
                             ttl,
                             clears_state: _,
+                            dead_letter,
                         } => {
-                            state.remove_in_flight(worker, payload);
-                            state.states.remove(job_id);
+                            let id = match record {
+                                ResultRecord::Success { job_id, .. } => job_id,
+                                ResultRecord::Failure { job_id, .. } => {
+                                    state.failed += 1;
+                                    job_id
+                                }
+                            };
+                            state.states.remove(id);
                             state
                                 .results
-                                .insert(job_id.clone(), Expiring::new(record.clone(), Some(*ttl)));
+                                .insert(id.clone(), Expiring::new(record.clone(), Some(*ttl)));
+                            if let Some(letter) = dead_letter {
+                                state.dead.push_front(encode_dead_letter(letter));
+                            }
                             state.processed += 1;
                             stored = true;
                         }
-                        Ack::Failure {
-                            payload,
-                            job_id,
-                            record,
-                            ttl,
-                            dead_letter,
-                            clears_state: _,
-                        } => {
-                            state.remove_in_flight(worker, payload);
-                            if let (Some(id), Some(record)) = (job_id, record) {
-                                state.states.remove(id);
-                                state
-                                    .results
-                                    .insert(id.clone(), Expiring::new(record.clone(), Some(*ttl)));
-                                stored = true;
-                            }
-                            if let Some(letter) = dead_letter {
-                                state.dead.push_front(letter.clone());
-                            }
+                        Outcome::Unreadable { dead_letter } => {
+                            state.dead.push_front(encode_dead_letter(dead_letter));
                             state.processed += 1;
                             state.failed += 1;
                         }
-                        Ack::Retry {
-                            payload,
-                            job_id,
-                            retry_payload,
-                            due_ms,
-                            ttl,
-                        } => {
-                            state.remove_in_flight(worker, payload);
-                            state.delay(*due_ms, retry_payload.clone());
+                        Outcome::Retry { next, ttl } => {
+                            state.delay(next.eta_ms.unwrap_or(0), encode_message(next));
                             state.states.insert(
-                                job_id.clone(),
-                                Expiring::new("RETRY".to_owned(), Some(*ttl)),
+                                next.id.clone(),
+                                Expiring::new(JobState::Retry, Some(*ttl)),
                             );
                             state.retried += 1;
                         }
-                        Ack::Requeue { payload, queue } => {
-                            state.remove_in_flight(worker, payload);
-                            state.push_head(queue, payload.clone());
+                        Outcome::Requeue { queue } => {
+                            state.push_head(queue, ack.tag.as_stored().to_owned());
                             pushed = true;
                         }
                     }
@@ -376,20 +344,21 @@ impl Broker for MemoryBroker {
                 self.inner.result_stored.notify_waiters();
             }
             if pushed {
-                self.inner.job_pushed.notify_waiters();
+                self.notify_pushed();
             }
             Ok(())
         }
         .boxed()
     }
 
-    fn write_keys(&self, writes: Vec<KeyWrite>) -> BrokerFuture<'_, ()> {
+    fn write_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> BrokerFuture<'a, ()> {
         async move {
             let mut state = self.state();
             for write in writes {
-                state
-                    .keys
-                    .insert(write.key, Expiring::new(write.value, write.ttl));
+                state.keys.insert(
+                    write.key.clone(),
+                    Expiring::new(write.value.clone(), write.ttl),
+                );
             }
             Ok(())
         }
@@ -398,9 +367,9 @@ impl Broker for MemoryBroker {
 
     fn wait_result<'a>(
         &'a self,
-        job_id: &'a str,
+        job_id: &'a JobId,
         timeout: Duration,
-    ) -> BrokerFuture<'a, Option<String>> {
+    ) -> BrokerFuture<'a, Option<ResultRecord>> {
         async move {
             let deadline = Instant::now() + timeout;
             loop {
@@ -418,7 +387,7 @@ impl Broker for MemoryBroker {
         .boxed()
     }
 
-    fn lookup<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ResultLookup> {
+    fn lookup<'a>(&'a self, job_id: &'a JobId) -> BrokerFuture<'a, ResultLookup> {
         async move {
             let record = self.live_result(job_id);
             let now = now_ms();
@@ -427,13 +396,13 @@ impl Broker for MemoryBroker {
                 .states
                 .get(job_id)
                 .filter(|s| s.live(now))
-                .map(|s| s.value.clone());
+                .map(|s| s.value);
             Ok(ResultLookup { record, state })
         }
         .boxed()
     }
 
-    fn forget<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ()> {
+    fn forget<'a>(&'a self, job_id: &'a JobId) -> BrokerFuture<'a, ()> {
         async move {
             let mut state = self.state();
             state.results.remove(job_id);
@@ -480,7 +449,7 @@ impl Broker for MemoryBroker {
         async move {
             let moved = self.state().requeue_worker(worker);
             if moved > 0 {
-                self.inner.job_pushed.notify_waiters();
+                self.notify_pushed();
             }
             Ok(())
         }
@@ -502,7 +471,7 @@ impl Broker for MemoryBroker {
                 dead.iter().map(|w| state.requeue_worker(w)).sum::<usize>()
             };
             if moved > 0 {
-                self.inner.job_pushed.notify_waiters();
+                self.notify_pushed();
             }
             Ok(moved)
         }
@@ -522,13 +491,13 @@ impl Broker for MemoryBroker {
                     .collect();
                 for key in &due {
                     if let Some(payload) = state.delayed.remove(key) {
-                        state.route(payload, false, "a delayed message is not a job message");
+                        state.route(payload, false, wire::UNROUTABLE_DELAYED);
                     }
                 }
                 due.len()
             };
             if moved > 0 {
-                self.inner.job_pushed.notify_waiters();
+                self.notify_pushed();
             }
             Ok(moved)
         }
@@ -562,30 +531,26 @@ impl Broker for MemoryBroker {
         .boxed()
     }
 
-    fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<String>> {
-        async move { Ok(self.state().dead.iter().take(limit).cloned().collect()) }.boxed()
+    fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<(String, DeadLetter)>> {
+        let stored: Vec<String> = self.state().dead.iter().take(limit).cloned().collect();
+        async move { wire::decode_dead_letters(stored) }.boxed()
     }
 
-    fn requeue_dead_letter(
-        &self,
-        record: String,
-        queue: String,
-        payload: String,
-    ) -> BrokerFuture<'_, bool> {
+    fn requeue_dead_letter(&self, stored: String, message: JobMessage) -> BrokerFuture<'_, bool> {
         async move {
             let found = {
                 let mut state = self.state();
-                match state.dead.iter().position(|r| *r == record) {
+                match state.dead.iter().position(|r| *r == stored) {
                     Some(pos) => {
                         state.dead.remove(pos);
-                        state.push(&queue, payload);
+                        state.push(&message.queue, encode_message(&message));
                         true
                     }
                     None => false,
                 }
             };
             if found {
-                self.inner.job_pushed.notify_waiters();
+                self.notify_pushed();
             }
             Ok(found)
         }
@@ -598,6 +563,20 @@ impl Broker for MemoryBroker {
             let n = state.dead.len();
             state.dead.clear();
             Ok(n)
+        }
+        .boxed()
+    }
+
+    fn schedules(&self) -> Arc<dyn ScheduleStore> {
+        Arc::clone(&self.inner.schedules) as Arc<dyn ScheduleStore>
+    }
+
+    #[cfg(feature = "test-support")]
+    fn push_raw<'a>(&'a self, queue: &'a str, stored: String) -> BrokerFuture<'a, ()> {
+        async move {
+            self.state().push(queue, stored);
+            self.notify_pushed();
+            Ok(())
         }
         .boxed()
     }

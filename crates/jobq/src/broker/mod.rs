@@ -1,129 +1,188 @@
-//! The storage behind queues, results and bookkeeping: the [`Broker`] trait and its two
-//! implementations, [`RedisBroker`] and [`MemoryBroker`].
+//! The storage behind queues, results and bookkeeping, reached through one handle:
+//! [`Broker`].
 //!
-//! A broker knows nothing about tasks or handlers; it moves opaque job messages between
-//! queues, the in-flight lists of workers, the delayed set and the dead-letter list, and it
-//! stores results atomically with acknowledgements. [`Client`](crate::Client) and
-//! [`Worker`](crate::Worker) build the job semantics on top of it.
+//! A [`Broker`] is cheap to clone and is what [`Client`](crate::Client),
+//! [`Worker`](crate::Worker) and [`Scheduler`](crate::scheduler::Scheduler) take. It is made
+//! by [`RedisBroker`] (the Redis options builder) or by [`Broker::memory`]. Behind it sits a
+//! crate-private backend (Redis or memory, same semantics; jobq's behaviour suite runs on
+//! both) that moves typed jobs between queues, the in-flight lists of workers, the delayed
+//! set and the dead-letter list, and applies typed acknowledgements atomically with the
+//! results they store. How those become stored values is the `wire` module's business.
 
 mod lua;
 mod memory_broker;
 mod redis_broker;
+pub(crate) mod wire;
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-pub use self::memory_broker::MemoryBroker;
+use self::memory_broker::MemoryBackend;
 pub use self::redis_broker::RedisBroker;
-use crate::admin::Stats;
+use self::wire::{Delivery, DeliveryTag};
+use crate::admin::{DeadLetter, Stats};
 use crate::error::Error;
+use crate::message::{JobId, JobMessage, JobState, ResultRecord};
+use crate::scheduler::ScheduleStore;
 use crate::task::KeyWrite;
 
-/// The future every broker operation returns.
-pub type BrokerFuture<'a, T> = BoxFuture<'a, Result<T, Error>>;
+/// The future every backend operation returns.
+pub(crate) type BrokerFuture<'a, T> = BoxFuture<'a, Result<T, Error>>;
 
-/// A job to enqueue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewJob {
-    /// The job id (for the unique claim's value).
-    pub id: String,
-    /// The queue name.
-    pub queue: String,
-    /// The serialized job message.
-    pub payload: String,
-    /// When the job becomes due (milliseconds since the Unix epoch); `None`: at once.
-    pub due_ms: Option<u64>,
-    /// Enqueue only if this key was not claimed before; the claim lasts this long.
-    pub unique: Option<(String, Duration)>,
+/// A handle on a broker: Redis ([`RedisBroker::builder`]) or in-process memory
+/// ([`Broker::memory`]). Cheap to clone; clones share the connections or the storage.
+#[derive(Clone)]
+pub struct Broker {
+    backend: Arc<dyn Backend>,
 }
 
-/// How a fetched job ends, applied atomically by [`Broker::ack`]: the job leaves the
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker")
+            .field("kind", &self.backend.kind())
+            .field("namespace", &self.backend.namespace())
+            .finish()
+    }
+}
+
+impl Broker {
+    /// A broker on the Redis at `url` in `namespace`, with the default options: the same
+    /// as `RedisBroker::builder(url).namespace(namespace).connect()`.
+    pub async fn redis(url: &str, namespace: &str) -> Result<Broker, Error> {
+        RedisBroker::builder(url)
+            .namespace(namespace)
+            .connect()
+            .await
+    }
+
+    /// An empty broker in process memory for `namespace`: the Redis broker's semantics
+    /// (queues, in-flight lists, heartbeats and the reaper, delayed jobs, dead letters,
+    /// results with TTLs, unique claims, waiters woken at once, schedules), but nothing
+    /// survives the process. For tests, demos and single-process embedding.
+    ///
+    /// Fails when `namespace` is empty or contains braces or whitespace.
+    pub fn memory(namespace: &str) -> Result<Broker, Error> {
+        Ok(Broker::from_backend(MemoryBackend::new(namespace)?))
+    }
+
+    pub(crate) fn from_backend(backend: impl Backend) -> Broker {
+        Broker {
+            backend: Arc::new(backend),
+        }
+    }
+
+    /// The namespace every key of this broker lives in.
+    pub fn namespace(&self) -> &str {
+        self.backend.namespace()
+    }
+
+    /// Checks that the storage answers (connecting never fails because Redis is down).
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.backend.ping().await
+    }
+
+    /// The backend, for the crate's own layers.
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// The store of the schedules of this broker's namespace: the one way the scheduler
+    /// reaches its storage.
+    pub(crate) fn schedules(&self) -> Arc<dyn ScheduleStore> {
+        self.backend.schedules()
+    }
+
+    /// Sends up to `limit` dead letters (newest first) back to their queues as fresh first
+    /// attempts; letters whose message cannot be decoded stay. Returns how many moved.
+    pub(crate) async fn requeue_dead(&self, limit: usize) -> Result<usize, Error> {
+        let mut requeued = 0;
+        for (stored, letter) in self.backend.dead_letters(limit).await? {
+            let Some(mut message) = DeliveryTag::from_stored(letter.payload).job_again() else {
+                continue;
+            };
+            message.attempt = 0;
+            message.eta_ms = None;
+            if self.backend.requeue_dead_letter(stored, message).await? {
+                requeued += 1;
+            }
+        }
+        Ok(requeued)
+    }
+}
+
+/// A job to enqueue: due at its message's `eta_ms` (or at once).
+#[derive(Debug, Clone)]
+pub(crate) struct NewJob {
+    pub(crate) message: JobMessage,
+    /// Enqueue only if this key was not claimed before; the claim lasts this long.
+    pub(crate) unique: Option<(String, Duration)>,
+}
+
+/// How a fetched job ends, applied atomically by [`Backend::ack`]: the job leaves the
 /// worker's in-flight list in the same step that stores its result or moves it on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ack {
-    /// The job succeeded: store `record` as its result for `ttl` and wake waiters.
-    Success {
-        /// The message exactly as fetched.
-        payload: String,
-        /// The job id.
-        job_id: String,
-        /// The serialized result record.
-        record: String,
-        /// How long the result is kept.
+#[derive(Debug, Clone)]
+pub(crate) struct Ack {
+    /// The delivery being acknowledged.
+    pub(crate) tag: DeliveryTag,
+    pub(crate) outcome: Outcome,
+}
+
+/// What an [`Ack`] does besides removing the delivery from the in-flight list.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    /// The job finished for good: store `record` for `ttl`, wake waiters, and set the
+    /// message aside as `dead_letter` when there is one.
+    Finished {
+        record: ResultRecord,
         ttl: Duration,
-        /// Whether a transient state (`STARTED`, `RETRY`) may be stored for the job, to be
-        /// deleted with the ack. `false` for a first attempt that finished before it was
-        /// marked STARTED, which saves Redis a key deletion per job.
+        /// Whether a transient state (STARTED, RETRY) may be stored for the job and must
+        /// be deleted. `false` for a first attempt that finished before it was marked
+        /// STARTED, which saves Redis a key deletion per job.
         clears_state: bool,
+        dead_letter: Option<DeadLetter>,
     },
-    /// The job failed for good.
-    Failure {
-        /// The message exactly as fetched.
-        payload: String,
-        /// The job id, when it could be read; its failure record is stored and waiters woken.
-        job_id: Option<String>,
-        /// The serialized failure record (stored only when `job_id` is known).
-        record: Option<String>,
-        /// How long the failure record is kept.
-        ttl: Duration,
-        /// A serialized [`DeadLetter`](crate::DeadLetter) to push onto the dead-letter list.
-        dead_letter: Option<String>,
-        /// As for [`Ack::Success`].
-        clears_state: bool,
-    },
-    /// The run failed and will be retried: `retry_payload` waits in the delayed set.
+    /// A message without a readable id: only set aside (counted as failed).
+    Unreadable { dead_letter: DeadLetter },
+    /// The run failed and `next` (due at its `eta_ms`) waits in the delayed set; the job's
+    /// state is RETRY for `ttl`.
     Retry {
-        /// The message exactly as fetched.
-        payload: String,
-        /// The job id (its state becomes RETRY).
-        job_id: String,
-        /// The message of the next attempt.
-        retry_payload: String,
-        /// When the retry is due (milliseconds since the Unix epoch).
-        due_ms: u64,
-        /// How long the RETRY state is kept.
+        next: Box<JobMessage>,
         ttl: Duration,
     },
-    /// The job was not run (shutdown): put it back where the next fetch finds it first.
-    Requeue {
-        /// The message exactly as fetched.
-        payload: String,
-        /// Its queue.
-        queue: String,
-    },
+    /// The job was not run (shutdown): back to the head of `queue`.
+    Requeue { queue: String },
 }
 
 impl Ack {
     /// Notes that a transient state may have been stored for the job since the ack was
     /// built (it was marked STARTED while running), so the ack must delete it.
     pub(crate) fn set_clears_state(&mut self) {
-        if let Self::Success { clears_state, .. } | Self::Failure { clears_state, .. } = self {
+        if let Outcome::Finished { clears_state, .. } = &mut self.outcome {
             *clears_state = true;
         }
     }
 }
 
 /// What a result lookup found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ResultLookup {
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ResultLookup {
     /// The stored result record, when the job finished.
-    pub record: Option<String>,
-    /// The transient state (`STARTED`, `RETRY`), when one is recorded.
-    pub state: Option<String>,
+    pub(crate) record: Option<ResultRecord>,
+    /// The transient state (STARTED, RETRY), when one is recorded.
+    pub(crate) state: Option<JobState>,
 }
 
-/// Storage for queues, in-flight jobs, delayed jobs, dead letters and results.
-///
-/// Implemented by [`RedisBroker`] and [`MemoryBroker`], which have the same semantics; jobq's
-/// behaviour test suite runs against both. All methods are object safe, so brokers can be
-/// shared as `Arc<dyn Broker>`.
-pub trait Broker: Send + Sync + 'static {
-    /// The namespace every key of this broker lives in.
+/// Storage for queues, in-flight jobs, delayed jobs, dead letters, results and schedules.
+/// Crate-private: outside code holds a [`Broker`].
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// `"redis"` or `"memory"`, for `Debug`.
+    fn kind(&self) -> &'static str;
+
     fn namespace(&self) -> &str;
 
-    /// Checks that the storage answers.
     fn ping(&self) -> BrokerFuture<'_, ()>;
 
     /// Enqueues jobs (immediately or into the delayed set); returns, per job, whether it was
@@ -131,37 +190,38 @@ pub trait Broker: Send + Sync + 'static {
     fn enqueue(&self, jobs: Vec<NewJob>) -> BrokerFuture<'_, Vec<bool>>;
 
     /// Moves up to `max` jobs from `queue` into `worker`'s in-flight list, waiting up to
-    /// `block` for the first one. Returns the messages exactly as stored.
+    /// `block` for the first one.
     fn fetch<'a>(
         &'a self,
         worker: &'a str,
         queue: &'a str,
         max: usize,
         block: Duration,
-    ) -> BrokerFuture<'a, Vec<String>>;
+    ) -> BrokerFuture<'a, Vec<Delivery>>;
 
-    /// Records that these jobs started (state `STARTED`, kept for `ttl`).
-    fn mark_started(&self, job_ids: Vec<String>, ttl: Duration) -> BrokerFuture<'_, ()>;
+    /// Records that these jobs started (state STARTED, kept for `ttl`) unless they already
+    /// have a result.
+    fn mark_started(&self, job_ids: Vec<JobId>, ttl: Duration) -> BrokerFuture<'_, ()>;
 
     /// Applies acknowledgements of jobs held by `worker`, each one atomically. Borrowed, so
     /// a batch can be retried after a failure without copying it.
     fn ack<'a>(&'a self, worker: &'a str, acks: &'a [Ack]) -> BrokerFuture<'a, ()>;
 
     /// Applies explicit-key writes (plain `SET`s, so repeating them is harmless).
-    fn write_keys(&self, writes: Vec<KeyWrite>) -> BrokerFuture<'_, ()>;
+    fn write_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> BrokerFuture<'a, ()>;
 
     /// Waits up to `timeout` for the job's result record; `None` when none arrived.
     fn wait_result<'a>(
         &'a self,
-        job_id: &'a str,
+        job_id: &'a JobId,
         timeout: Duration,
-    ) -> BrokerFuture<'a, Option<String>>;
+    ) -> BrokerFuture<'a, Option<ResultRecord>>;
 
     /// The job's result record and transient state, without waiting.
-    fn lookup<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ResultLookup>;
+    fn lookup<'a>(&'a self, job_id: &'a JobId) -> BrokerFuture<'a, ResultLookup>;
 
     /// Deletes the job's result, state and notification.
-    fn forget<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ()>;
+    fn forget<'a>(&'a self, job_id: &'a JobId) -> BrokerFuture<'a, ()>;
 
     /// Reads a key outside the namespace (explicit-key outputs).
     fn get_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, Option<String>>;
@@ -184,101 +244,25 @@ pub trait Broker: Send + Sync + 'static {
     /// Moves up to `limit` due jobs from the delayed set to their queues; returns how many.
     fn promote(&self, limit: usize) -> BrokerFuture<'_, usize>;
 
-    /// Counts for [`Stats`].
     fn stats(&self) -> BrokerFuture<'_, Stats>;
 
-    /// Up to `limit` serialized dead letters, newest first.
-    fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<String>>;
+    /// Up to `limit` dead letters, newest first, each with its stored form (which
+    /// [`requeue_dead_letter`](Backend::requeue_dead_letter) takes to find it again).
+    fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<(String, DeadLetter)>>;
 
-    /// Atomically removes the dead letter `record` and enqueues `payload` on `queue`;
-    /// returns `false` (and enqueues nothing) when the record was no longer there.
-    fn requeue_dead_letter(
-        &self,
-        record: String,
-        queue: String,
-        payload: String,
-    ) -> BrokerFuture<'_, bool>;
+    /// Atomically removes the dead letter stored as `stored` and enqueues `message`;
+    /// returns `false` (and enqueues nothing) when the letter was no longer there.
+    fn requeue_dead_letter(&self, stored: String, message: JobMessage) -> BrokerFuture<'_, bool>;
 
     /// Deletes every dead letter; returns how many there were.
     fn purge_dead(&self) -> BrokerFuture<'_, usize>;
-}
 
-impl<B: Broker + ?Sized> Broker for Arc<B> {
-    fn namespace(&self) -> &str {
-        (**self).namespace()
-    }
-    fn ping(&self) -> BrokerFuture<'_, ()> {
-        (**self).ping()
-    }
-    fn enqueue(&self, jobs: Vec<NewJob>) -> BrokerFuture<'_, Vec<bool>> {
-        (**self).enqueue(jobs)
-    }
-    fn fetch<'a>(
-        &'a self,
-        worker: &'a str,
-        queue: &'a str,
-        max: usize,
-        block: Duration,
-    ) -> BrokerFuture<'a, Vec<String>> {
-        (**self).fetch(worker, queue, max, block)
-    }
-    fn mark_started(&self, job_ids: Vec<String>, ttl: Duration) -> BrokerFuture<'_, ()> {
-        (**self).mark_started(job_ids, ttl)
-    }
-    fn ack<'a>(&'a self, worker: &'a str, acks: &'a [Ack]) -> BrokerFuture<'a, ()> {
-        (**self).ack(worker, acks)
-    }
-    fn write_keys(&self, writes: Vec<KeyWrite>) -> BrokerFuture<'_, ()> {
-        (**self).write_keys(writes)
-    }
-    fn wait_result<'a>(
-        &'a self,
-        job_id: &'a str,
-        timeout: Duration,
-    ) -> BrokerFuture<'a, Option<String>> {
-        (**self).wait_result(job_id, timeout)
-    }
-    fn lookup<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ResultLookup> {
-        (**self).lookup(job_id)
-    }
-    fn forget<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ()> {
-        (**self).forget(job_id)
-    }
-    fn get_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, Option<String>> {
-        (**self).get_key(key)
-    }
-    fn delete_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, bool> {
-        (**self).delete_key(key)
-    }
-    fn heartbeat<'a>(&'a self, worker: &'a str, ttl: Duration) -> BrokerFuture<'a, ()> {
-        (**self).heartbeat(worker, ttl)
-    }
-    fn unregister<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, ()> {
-        (**self).unregister(worker)
-    }
-    fn reap(&self, visibility: Duration) -> BrokerFuture<'_, usize> {
-        (**self).reap(visibility)
-    }
-    fn promote(&self, limit: usize) -> BrokerFuture<'_, usize> {
-        (**self).promote(limit)
-    }
-    fn stats(&self) -> BrokerFuture<'_, Stats> {
-        (**self).stats()
-    }
-    fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<String>> {
-        (**self).dead_letters(limit)
-    }
-    fn requeue_dead_letter(
-        &self,
-        record: String,
-        queue: String,
-        payload: String,
-    ) -> BrokerFuture<'_, bool> {
-        (**self).requeue_dead_letter(record, queue, payload)
-    }
-    fn purge_dead(&self) -> BrokerFuture<'_, usize> {
-        (**self).purge_dead()
-    }
+    /// The schedule store of this namespace.
+    fn schedules(&self) -> Arc<dyn ScheduleStore>;
+
+    /// Pushes a stored value onto `queue` as it is (tests of malformed messages).
+    #[cfg(feature = "test-support")]
+    fn push_raw<'a>(&'a self, queue: &'a str, stored: String) -> BrokerFuture<'a, ()>;
 }
 
 /// Rejects namespaces that would break the `{namespace}` hash-tag key layout.
@@ -296,15 +280,4 @@ pub(crate) fn validate_namespace(namespace: &str) -> Result<(), Error> {
         namespace: namespace.to_owned(),
         reason,
     })
-}
-
-/// Reads the queue of a stored message without decoding the rest (for putting jobs back).
-pub(crate) fn queue_of(payload: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct QueueOnly {
-        queue: String,
-    }
-    serde_json::from_str::<QueueOnly>(payload)
-        .ok()
-        .map(|q| q.queue)
 }

@@ -1,30 +1,44 @@
-//! [`RedisBroker`]: the broker on a Redis server (standalone, or one cluster slot per
-//! namespace), through a deadpool-redis connection pool.
+//! [`RedisBroker`]: the options builder of a [`Broker`] on a Redis server (standalone, or
+//! one cluster slot per namespace), and the Redis backend it connects.
+//!
+//! One connection strategy: ordinary commands (and the schedule store) share one
+//! multiplexed, self-reconnecting [`ConnectionManager`], so the hot path pays no checkout;
+//! blocking commands (`BLMOVE` for fetches and result waits) each take a dedicated
+//! connection from a deadpool pool, since a blocked command would stall every other
+//! command multiplexed on its connection.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{Manager, Pool, Runtime};
+use deadpool::managed::{self, Metrics, Object, RecycleResult};
 use futures::FutureExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Script};
+use redis::{AsyncConnectionConfig, RedisError, Script};
 
-use super::{Ack, Broker, BrokerFuture, NewJob, ResultLookup, lua, validate_namespace};
-use crate::admin::Stats;
+use super::lua::{self, ttl_ms};
+use super::wire::{self, Delivery, decode_delivery, decode_result, encode_message};
+use super::{Ack, Backend, Broker, BrokerFuture, NewJob, ResultLookup, validate_namespace};
+use crate::admin::{DeadLetter, Stats};
 use crate::error::Error;
-use crate::message::{millis, now_ms};
+use crate::message::{JobId, JobMessage, JobState, ResultRecord, now_ms};
+use crate::scheduler::{RedisScheduleStore, ScheduleStore};
 use crate::task::KeyWrite;
 
-/// Connections the pool opens at most: fetchers and waiting clients each hold one while
-/// they block.
+/// The namespace of a builder that was not given one.
+pub(crate) const DEFAULT_NAMESPACE: &str = "jobq";
+/// Dedicated connections for blocking commands at most (default of
+/// [`RedisBroker::pool_size`]): fetchers and waiting clients each hold one while they block.
 const POOL_SIZE: usize = 64;
-/// How long opening a connection may take.
+/// How long opening a connection may take (default of [`RedisBroker::connect_timeout`]).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a non-blocking command may take before its connection is considered dead
-/// (generous: a 100,000-job enqueue pipeline is one command batch).
+/// (default of [`RedisBroker::response_timeout`]; generous: a 100,000-job enqueue pipeline
+/// is one command batch).
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a blocking command waits for a free pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(30);
 /// Extra time a blocking command gets beyond its own timeout before the connection is
 /// considered dead.
 const BLOCK_GRACE: Duration = Duration::from_secs(3);
@@ -41,6 +55,114 @@ const NOTIFY_MARKER: &str = "1";
 /// Dead workers handled per reap call.
 const REAP_WORKERS_PER_CALL: usize = 100;
 
+/// Options of a [`Broker`] on Redis; [`connect`](RedisBroker::connect) makes the broker.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), jobq::Error> {
+/// use std::time::Duration;
+/// let broker = jobq::RedisBroker::builder("redis://127.0.0.1:6379/0")
+///     .namespace("posts")
+///     .pool_size(64)
+///     .connect_timeout(Duration::from_secs(5))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+///
+/// `redis://` and `rediss://` (TLS) URLs are accepted, with the password in the URL
+/// (`redis://:secret@host:6379/0`). A `rediss://` server's certificate is checked against
+/// the system's trust store; `SSL_CERT_FILE` (or `SSL_CERT_DIR`) points it at a private CA
+/// instead. The redis crate takes its TLS primitives from rustls's process-wide crypto
+/// provider: connecting to a `rediss://` URL installs rustls's *ring* provider only when
+/// the process has none yet, so an application that installed its own keeps it.
+///
+/// Connecting never fails because the server is down: use [`Broker::ping`] to find out
+/// whether it answers.
+#[derive(Debug, Clone)]
+pub struct RedisBroker {
+    url: String,
+    namespace: String,
+    pool_size: usize,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+}
+
+impl RedisBroker {
+    /// Options for the Redis at `url`, in namespace `jobq` with a pool of
+    /// 64 blocking connections, a 5 s connect timeout and a 30 s response timeout.
+    pub fn builder(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            pool_size: POOL_SIZE,
+            connect_timeout: CONNECT_TIMEOUT,
+            response_timeout: RESPONSE_TIMEOUT,
+        }
+    }
+
+    /// The namespace every key lives in (`{namespace}:…`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How many dedicated connections blocking commands (job fetches, result waits) may
+    /// hold at once; further waiters queue for a free one.
+    pub fn pool_size(mut self, pool_size: usize) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// How long opening a connection may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a non-blocking command may take before its connection is considered dead
+    /// and reopened. Blocking commands are bounded by their own timeout instead.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The broker. Fails on an invalid URL, namespace or option, never because the server
+    /// is down (connections open lazily and reconnect).
+    pub async fn connect(self) -> Result<Broker, Error> {
+        Ok(Broker::from_backend(RedisBackend::new(self)?))
+    }
+}
+
+/// Opens dedicated connections for blocking commands. A pooled connection is handed out
+/// again without the health-check round trip deadpool-redis's manager sends (that round
+/// trip would double the latency of a blocked fetch or a result wait); a connection that
+/// turns out dead is dropped and the command retried (see [`RedisBackend::blocking`]).
+struct BlockingManager {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+}
+
+impl managed::Manager for BlockingManager {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await
+    }
+
+    async fn recycle(
+        &self,
+        _conn: &mut MultiplexedConnection,
+        _metrics: &Metrics,
+    ) -> RecycleResult<RedisError> {
+        Ok(())
+    }
+}
+
+type BlockingPool = managed::Pool<BlockingManager>;
+
 struct Scripts {
     fetch: Script,
     mark_started: Script,
@@ -52,170 +174,146 @@ struct Scripts {
     requeue_dead: Script,
 }
 
-/// Connections for blocking commands, each used by one waiter at a time. Kept idle between
-/// uses without the health-check round trip a pool checkout costs (that round trip would
-/// double the latency of a blocked fetch or a result wait); a connection that fails is
-/// dropped and the command retried once on a new one.
-struct BlockingConnections {
-    client: redis::Client,
-    config: AsyncConnectionConfig,
-    idle: std::sync::Mutex<Vec<MultiplexedConnection>>,
-}
-
-impl BlockingConnections {
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<MultiplexedConnection>> {
-        crate::sync::lock(&self.idle)
-    }
-
-    async fn open(&self) -> Result<MultiplexedConnection, redis::RedisError> {
-        self.client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-    }
-
-    fn give_back(&self, conn: MultiplexedConnection) {
-        let mut idle = self.idle();
-        if idle.len() < POOL_SIZE {
-            idle.push(conn);
-        }
-    }
-}
-
-struct Inner {
-    /// Shared with the scheduler's store.
-    pool: Pool,
-    blocking: BlockingConnections,
-    /// For everything else: one multiplexed, self-reconnecting connection, so the hot path
-    /// pays no per-command checkout round trip.
+/// The Redis backend behind a [`Broker`].
+struct RedisBackend {
+    blocking: BlockingPool,
     fast: ConnectionManager,
     namespace: String,
     prefix: String,
     scripts: Scripts,
+    schedules: Arc<RedisScheduleStore>,
 }
 
-/// A [`Broker`] on Redis. Cheap to clone (the pool is shared).
-///
-/// `redis://` and `rediss://` (TLS) URLs are accepted, with the password in the URL
-/// (`redis://:secret@host:6379/0`). A `rediss://` server's certificate is checked against
-/// the system's trust store; `SSL_CERT_FILE` (or `SSL_CERT_DIR`) points it at a private CA
-/// instead. Connecting never fails because the server is down: use
-/// [`ping`](Broker::ping) to find out whether it answers.
-#[derive(Clone)]
-pub struct RedisBroker {
-    inner: Arc<Inner>,
-}
-
-impl fmt::Debug for RedisBroker {
+impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisBroker")
-            .field("namespace", &self.inner.namespace)
+        f.debug_struct("RedisBackend")
+            .field("namespace", &self.namespace)
             .finish()
     }
 }
 
-impl RedisBroker {
-    /// A broker for `namespace` on the Redis at `url`.
-    pub async fn connect(url: &str, namespace: &str) -> Result<Self, Error> {
-        validate_namespace(namespace)?;
+/// The redis crate builds its TLS configurations from rustls's process-wide crypto provider
+/// and enables none itself; without one, the first `rediss://` connection would panic. An
+/// application that installed its own provider keeps it.
+fn use_ring_unless_a_tls_provider_is_chosen() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Fails only when another thread installed one in between, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+impl RedisBackend {
+    fn new(options: RedisBroker) -> Result<Self, Error> {
+        let RedisBroker {
+            url,
+            namespace,
+            pool_size,
+            connect_timeout,
+            response_timeout,
+        } = options;
+        validate_namespace(&namespace)?;
+        let invalid_option = |option: &'static str, reason: &str| Error::InvalidOption {
+            option,
+            reason: reason.to_owned(),
+        };
+        if pool_size == 0 {
+            return Err(invalid_option("pool_size", "must be at least 1"));
+        }
+        if connect_timeout.is_zero() {
+            return Err(invalid_option("connect_timeout", "must not be zero"));
+        }
+        if response_timeout.is_zero() {
+            return Err(invalid_option("response_timeout", "must not be zero"));
+        }
         if url.starts_with("rediss:") {
             use_ring_unless_a_tls_provider_is_chosen();
         }
-        let invalid = |e: redis::RedisError| Error::InvalidUrl(format!("{url:?}: {e}"));
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        let invalid = |e: RedisError| Error::InvalidUrl(format!("{url:?}: {e}"));
+        let client = redis::Client::open(url.as_str()).map_err(invalid)?;
+        let blocking_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
             // Blocking commands wait as long as their own timeout says; a dead server closes
             // the socket, and `blocking` bounds every such call itself.
             .set_response_timeout(None);
-        let manager = Manager::new_with_config(url, config.clone()).map_err(invalid)?;
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .build()
-            .map_err(|e| Error::InvalidUrl(format!("{url:?}: cannot build a pool: {e}")))?;
-        let client = redis::Client::open(url).map_err(invalid)?;
+        let blocking = BlockingPool::builder(BlockingManager {
+            client: client.clone(),
+            config: blocking_config,
+        })
+        .max_size(pool_size)
+        .runtime(deadpool::Runtime::Tokio1)
+        .create_timeout(Some(connect_timeout))
+        .wait_timeout(Some(POOL_WAIT))
+        .build()
+        .map_err(|e| Error::InvalidUrl(format!("{url:?}: cannot build a pool: {e}")))?;
         let fast_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(response_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         // Lazy: connecting succeeds while the server is down; commands then fail (and
         // reconnect) until it answers.
-        let fast = ConnectionManager::new_lazy_with_config(client.clone(), fast_config)
-            .map_err(invalid)?;
+        let fast = ConnectionManager::new_lazy_with_config(client, fast_config).map_err(invalid)?;
+        let prefix = format!("{{{namespace}}}:");
+        let schedules = Arc::new(RedisScheduleStore::new(fast.clone(), &prefix));
         Ok(Self {
-            inner: Arc::new(Inner {
-                pool,
-                blocking: BlockingConnections {
-                    client,
-                    config,
-                    idle: std::sync::Mutex::new(Vec::new()),
-                },
-                fast,
-                namespace: namespace.to_owned(),
-                prefix: format!("{{{namespace}}}:"),
-                scripts: Scripts {
-                    fetch: Script::new(lua::FETCH),
-                    mark_started: Script::new(lua::MARK_STARTED),
-                    ack: Script::new(lua::ACK),
-                    enqueue_unique: Script::new(lua::ENQUEUE_UNIQUE),
-                    promote: Script::new(lua::PROMOTE),
-                    reap: Script::new(&lua::reap()),
-                    unregister: Script::new(&lua::unregister()),
-                    requeue_dead: Script::new(lua::REQUEUE_DEAD),
-                },
-            }),
+            blocking,
+            fast,
+            namespace,
+            prefix,
+            scripts: Scripts {
+                fetch: Script::new(lua::FETCH),
+                mark_started: Script::new(lua::MARK_STARTED),
+                ack: Script::new(lua::ACK),
+                enqueue_unique: Script::new(lua::ENQUEUE_UNIQUE),
+                promote: Script::new(&lua::promote()),
+                reap: Script::new(&lua::reap()),
+                unregister: Script::new(&lua::unregister()),
+                requeue_dead: Script::new(lua::REQUEUE_DEAD),
+            },
+            schedules,
         })
     }
 
-    /// The connection pool (shared with the scheduler's store).
-    pub fn pool(&self) -> &Pool {
-        &self.inner.pool
-    }
-
-    /// The namespace.
-    pub fn namespace(&self) -> &str {
-        &self.inner.namespace
-    }
-
     /// The full key of `suffix` in this namespace: `{ns}:<suffix>`.
-    pub fn key(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.inner.prefix)
+    fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
     }
 
     fn fast(&self) -> ConnectionManager {
-        self.inner.fast.clone()
+        self.fast.clone()
     }
 
-    /// Runs a blocking command bounded by `block` plus a grace period, dropping the
-    /// connection when it fails or does not answer.
+    /// Runs a blocking command on a dedicated pooled connection, bounded by `block` plus a
+    /// grace period. A connection that fails or does not answer is dropped from the pool;
+    /// when it had been idle in the pool (and may have died there, e.g. the server
+    /// restarted) the command is tried again on another one.
     async fn blocking<T: redis::FromRedisValue>(
         &self,
         context: &'static str,
         cmd: redis::Cmd,
         block: Duration,
     ) -> Result<T, Error> {
-        let blocking = &self.inner.blocking;
         let deadline = block + BLOCK_GRACE;
-        let mut reused = blocking.idle().pop();
         loop {
-            let fresh = reused.is_none();
-            let mut conn = match reused.take() {
-                Some(conn) => conn,
-                None => blocking.open().await.map_err(Error::redis(context))?,
-            };
-            match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut conn)).await {
-                Ok(Ok(reply)) => {
-                    blocking.give_back(conn);
-                    return Ok(reply);
+            let mut conn = self.blocking.get().await.map_err(|e| Error::Pool {
+                context,
+                message: e.to_string(),
+            })?;
+            let reused = Object::metrics(&conn).recycled.is_some();
+            match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut *conn)).await {
+                Ok(Ok(reply)) => return Ok(reply),
+                Ok(Err(e)) if reused && (e.is_io_error() || e.is_connection_dropped()) => {
+                    drop(Object::take(conn));
                 }
-                // An idle connection that died (e.g. the server restarted): once more on a
-                // new one.
-                Ok(Err(e)) if !fresh && (e.is_io_error() || e.is_connection_dropped()) => {}
-                Ok(Err(e)) => return Err(Error::Redis { context, source: e }),
+                Ok(Err(e)) => {
+                    if e.is_io_error() || e.is_connection_dropped() {
+                        drop(Object::take(conn));
+                    }
+                    return Err(Error::Redis { context, source: e });
+                }
                 Err(_) => {
+                    // The command may still be pending on it: never hand it out again.
+                    drop(Object::take(conn));
                     return Err(Error::RedisTimeout {
                         context,
                         waited: deadline,
@@ -227,14 +325,18 @@ impl RedisBroker {
 
     async fn enqueue_impl(&self, jobs: Vec<NewJob>) -> Result<Vec<bool>, Error> {
         let mut outcome = vec![true; jobs.len()];
+        let encoded: Vec<String> = jobs.iter().map(|j| encode_message(&j.message)).collect();
         let mut plain_now: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let mut plain_delayed: Vec<(u64, &str)> = Vec::new();
         let mut unique = Vec::new();
-        for (i, job) in jobs.iter().enumerate() {
-            match (&job.unique, job.due_ms) {
+        for (i, (job, payload)) in jobs.iter().zip(&encoded).enumerate() {
+            match (&job.unique, job.message.eta_ms) {
                 (Some(_), _) => unique.push(i),
-                (None, None) => plain_now.entry(&job.queue).or_default().push(&job.payload),
-                (None, Some(due)) => plain_delayed.push((due, &job.payload)),
+                (None, None) => plain_now
+                    .entry(&job.message.queue)
+                    .or_default()
+                    .push(payload),
+                (None, Some(due)) => plain_delayed.push((due, payload)),
             }
         }
         let mut conn = self.fast();
@@ -267,22 +369,26 @@ impl RedisBroker {
             let Some((claim, ttl)) = &job.unique else {
                 continue;
             };
-            let target = match job.due_ms {
-                None => self.key(&format!("queue:{}", job.queue)),
+            let target = match job.message.eta_ms {
+                None => self.key(&format!("queue:{}", job.message.queue)),
                 Some(_) => self.key("delayed"),
             };
             let claimed: i64 = self
-                .inner
                 .scripts
                 .enqueue_unique
                 .key(self.key(&format!("unique:{claim}")))
                 .key(target)
                 .key(self.key("queues"))
-                .arg(&job.id)
-                .arg(ttl.as_millis().max(1) as u64)
-                .arg(&job.payload)
-                .arg(job.due_ms.map(|d| d.to_string()).unwrap_or_default())
-                .arg(&job.queue)
+                .arg(job.message.id.as_str())
+                .arg(ttl_ms(*ttl))
+                .arg(&encoded[i])
+                .arg(
+                    job.message
+                        .eta_ms
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                )
+                .arg(&job.message.queue)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(Error::redis("enqueueing a unique job"))?;
@@ -297,13 +403,12 @@ impl RedisBroker {
         queue: &str,
         max: usize,
         block: Duration,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<Vec<Delivery>, Error> {
         let queue_key = self.key(&format!("queue:{queue}"));
         let processing = self.key(&format!("processing:{worker}"));
         if max > 1 {
             let mut conn = self.fast();
             let batch: Vec<String> = self
-                .inner
                 .scripts
                 .fetch
                 .key(&queue_key)
@@ -313,7 +418,7 @@ impl RedisBroker {
                 .await
                 .map_err(Error::redis("fetching jobs"))?;
             if !batch.is_empty() {
-                return Ok(batch);
+                return Ok(batch.into_iter().map(decode_delivery).collect());
             }
         }
         if block.is_zero() || max == 0 {
@@ -326,86 +431,16 @@ impl RedisBroker {
             .arg("LEFT")
             .arg(block.as_secs_f64().max(0.001));
         let one: Option<String> = self.blocking("waiting for a job", cmd, block).await?;
-        Ok(one.into_iter().collect())
+        Ok(one.into_iter().map(decode_delivery).collect())
     }
 
     async fn ack_impl(&self, worker: &str, acks: &[Ack]) -> Result<(), Error> {
         if acks.is_empty() {
             return Ok(());
         }
-        let mut invocation = self.inner.scripts.ack.prepare_invoke();
-        invocation
-            .key(self.key(&format!("processing:{worker}")))
-            .arg(&self.inner.prefix)
-            .arg(INLINE_RECORD_LIMIT);
-        let flag = |set: bool| if set { "1" } else { "" };
-        for ack in acks {
-            match ack {
-                Ack::Success {
-                    payload,
-                    job_id,
-                    record,
-                    ttl,
-                    clears_state,
-                } => {
-                    invocation
-                        .arg("S")
-                        .arg(payload)
-                        .arg(job_id)
-                        .arg(record)
-                        .arg(ttl_ms(*ttl))
-                        .arg("")
-                        .arg(flag(*clears_state));
-                }
-                Ack::Failure {
-                    payload,
-                    job_id,
-                    record,
-                    ttl,
-                    dead_letter,
-                    clears_state,
-                } => {
-                    let (id, record) = match (job_id, record) {
-                        (Some(id), Some(record)) => (id.as_str(), record.as_str()),
-                        _ => ("", ""),
-                    };
-                    invocation
-                        .arg("F")
-                        .arg(payload)
-                        .arg(id)
-                        .arg(record)
-                        .arg(ttl_ms(*ttl))
-                        .arg(dead_letter.as_deref().unwrap_or(""))
-                        .arg(flag(*clears_state));
-                }
-                Ack::Retry {
-                    payload,
-                    job_id,
-                    retry_payload,
-                    due_ms,
-                    ttl,
-                } => {
-                    invocation
-                        .arg("R")
-                        .arg(payload)
-                        .arg(job_id)
-                        .arg(retry_payload)
-                        .arg(*due_ms)
-                        .arg(ttl_ms(*ttl))
-                        .arg("");
-                }
-                Ack::Requeue { payload, queue } => {
-                    invocation
-                        .arg("Q")
-                        .arg(payload)
-                        .arg(queue)
-                        .arg("")
-                        .arg("")
-                        .arg("")
-                        .arg("");
-                }
-            }
-        }
+        let mut invocation = self.scripts.ack.prepare_invoke();
+        invocation.key(self.key(&format!("processing:{worker}")));
+        lua::ack_args(&mut invocation, &self.prefix, INLINE_RECORD_LIMIT, acks);
         let mut conn = self.fast();
         invocation
             .invoke_async::<i64>(&mut conn)
@@ -416,10 +451,9 @@ impl RedisBroker {
 
     async fn wait_result_impl(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         timeout: Duration,
-    ) -> Result<Option<String>, Error> {
-        let result_key = self.key(&format!("result:{job_id}"));
+    ) -> Result<Option<ResultRecord>, Error> {
         if timeout >= Duration::from_millis(1) {
             let notify = self.key(&format!("notify:{job_id}"));
             // Moving the newest element onto the same end of the same list leaves the list
@@ -433,7 +467,7 @@ impl RedisBroker {
             let woken: Option<String> = self.blocking("waiting for a result", cmd, timeout).await?;
             match woken {
                 // The record itself (see INLINE_RECORD_LIMIT): no second round trip.
-                Some(record) if record != NOTIFY_MARKER => return Ok(Some(record)),
+                Some(record) if record != NOTIFY_MARKER => return decode_result(&record).map(Some),
                 Some(_) => {}
                 // Timed out: the result key may still have appeared since (e.g. it was
                 // stored by a worker of an older version that notified differently).
@@ -441,11 +475,12 @@ impl RedisBroker {
             }
         }
         let mut conn = self.fast();
-        redis::cmd("GET")
-            .arg(&result_key)
+        let record: Option<String> = redis::cmd("GET")
+            .arg(self.key(&format!("result:{job_id}")))
             .query_async(&mut conn)
             .await
-            .map_err(Error::redis("reading a result"))
+            .map_err(Error::redis("reading a result"))?;
+        record.as_deref().map(decode_result).transpose()
     }
 
     async fn stats_impl(&self) -> Result<Stats, Error> {
@@ -469,7 +504,7 @@ impl RedisBroker {
                 .cmd("GET")
                 .arg(self.key("stats:retried"))
                 .cmd("HLEN")
-                .arg(self.key("schedules"))
+                .arg(self.schedules.definitions_key())
                 .query_async(&mut conn)
                 .await
                 .map_err(Error::redis("reading stats"))?;
@@ -529,23 +564,13 @@ type StatsReply = (
     u64,
 );
 
-/// The redis crate builds its TLS configurations from rustls's process-wide crypto provider
-/// and enables none itself; without one, the first `rediss://` connection would panic. An
-/// application that installed its own provider keeps it.
-fn use_ring_unless_a_tls_provider_is_chosen() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Fails only when another thread installed one in between, which is just as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+impl Backend for RedisBackend {
+    fn kind(&self) -> &'static str {
+        "redis"
     }
-}
 
-fn ttl_ms(ttl: Duration) -> u64 {
-    millis(ttl).max(1)
-}
-
-impl Broker for RedisBroker {
     fn namespace(&self) -> &str {
-        &self.inner.namespace
+        &self.namespace
     }
 
     fn ping(&self) -> BrokerFuture<'_, ()> {
@@ -570,19 +595,22 @@ impl Broker for RedisBroker {
         queue: &'a str,
         max: usize,
         block: Duration,
-    ) -> BrokerFuture<'a, Vec<String>> {
+    ) -> BrokerFuture<'a, Vec<Delivery>> {
         self.fetch_impl(worker, queue, max, block).boxed()
     }
 
-    fn mark_started(&self, job_ids: Vec<String>, ttl: Duration) -> BrokerFuture<'_, ()> {
+    fn mark_started(&self, job_ids: Vec<JobId>, ttl: Duration) -> BrokerFuture<'_, ()> {
         async move {
             if job_ids.is_empty() {
                 return Ok(());
             }
-            let mut invocation = self.inner.scripts.mark_started.prepare_invoke();
-            invocation.arg(&self.inner.prefix).arg(ttl_ms(ttl));
+            let mut invocation = self.scripts.mark_started.prepare_invoke();
+            invocation
+                .arg(&self.prefix)
+                .arg(ttl_ms(ttl))
+                .arg(JobState::Started.as_str());
             for id in &job_ids {
-                invocation.arg(id);
+                invocation.arg(id.as_str());
             }
             let mut conn = self.fast();
             invocation
@@ -598,13 +626,13 @@ impl Broker for RedisBroker {
         self.ack_impl(worker, acks).boxed()
     }
 
-    fn write_keys(&self, writes: Vec<KeyWrite>) -> BrokerFuture<'_, ()> {
+    fn write_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> BrokerFuture<'a, ()> {
         async move {
             if writes.is_empty() {
                 return Ok(());
             }
             let mut pipe = redis::pipe();
-            for write in &writes {
+            for write in writes {
                 let cmd = pipe.cmd("SET").arg(&write.key).arg(&write.value);
                 if let Some(ttl) = write.ttl {
                     cmd.arg("PX").arg(ttl_ms(ttl));
@@ -621,13 +649,13 @@ impl Broker for RedisBroker {
 
     fn wait_result<'a>(
         &'a self,
-        job_id: &'a str,
+        job_id: &'a JobId,
         timeout: Duration,
-    ) -> BrokerFuture<'a, Option<String>> {
+    ) -> BrokerFuture<'a, Option<ResultRecord>> {
         self.wait_result_impl(job_id, timeout).boxed()
     }
 
-    fn lookup<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ResultLookup> {
+    fn lookup<'a>(&'a self, job_id: &'a JobId) -> BrokerFuture<'a, ResultLookup> {
         async move {
             let mut conn = self.fast();
             let (record, state): (Option<String>, Option<String>) = redis::pipe()
@@ -638,12 +666,15 @@ impl Broker for RedisBroker {
                 .query_async(&mut conn)
                 .await
                 .map_err(Error::redis("reading a job state"))?;
-            Ok(ResultLookup { record, state })
+            Ok(ResultLookup {
+                record: record.as_deref().map(decode_result).transpose()?,
+                state: state.as_deref().and_then(JobState::from_stored),
+            })
         }
         .boxed()
     }
 
-    fn forget<'a>(&'a self, job_id: &'a str) -> BrokerFuture<'a, ()> {
+    fn forget<'a>(&'a self, job_id: &'a JobId) -> BrokerFuture<'a, ()> {
         async move {
             let mut conn = self.fast();
             redis::cmd("DEL")
@@ -707,13 +738,13 @@ impl Broker for RedisBroker {
     fn unregister<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, ()> {
         async move {
             let mut conn = self.fast();
-            self.inner
-                .scripts
+            self.scripts
                 .unregister
                 .key(self.key("workers"))
-                .arg(&self.inner.prefix)
+                .arg(&self.prefix)
                 .arg(worker)
                 .arg(now_ms())
+                .arg(&lua::in_flight_reason()[..])
                 .invoke_async::<i64>(&mut conn)
                 .await
                 .map_err(Error::redis("unregistering a worker"))?;
@@ -728,14 +759,14 @@ impl Broker for RedisBroker {
             let cutoff = now.saturating_sub(ttl_ms(visibility));
             let mut conn = self.fast();
             let moved: u64 = self
-                .inner
                 .scripts
                 .reap
                 .key(self.key("workers"))
-                .arg(&self.inner.prefix)
+                .arg(&self.prefix)
                 .arg(cutoff)
                 .arg(now)
                 .arg(REAP_WORKERS_PER_CALL)
+                .arg(&lua::in_flight_reason()[..])
                 .invoke_async(&mut conn)
                 .await
                 .map_err(Error::redis("reaping dead workers"))?;
@@ -748,13 +779,13 @@ impl Broker for RedisBroker {
         async move {
             let mut conn = self.fast();
             let moved: u64 = self
-                .inner
                 .scripts
                 .promote
                 .key(self.key("delayed"))
-                .arg(&self.inner.prefix)
+                .arg(&self.prefix)
                 .arg(now_ms())
                 .arg(limit.max(1))
+                .arg(&lua::delayed_reason()[..])
                 .invoke_async(&mut conn)
                 .await
                 .map_err(Error::redis("promoting delayed jobs"))?;
@@ -767,41 +798,36 @@ impl Broker for RedisBroker {
         self.stats_impl().boxed()
     }
 
-    fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<String>> {
+    fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<(String, DeadLetter)>> {
         async move {
             if limit == 0 {
                 return Ok(Vec::new());
             }
             let mut conn = self.fast();
-            redis::cmd("LRANGE")
+            let stored: Vec<String> = redis::cmd("LRANGE")
                 .arg(self.key("dead"))
                 .arg(0)
                 .arg(limit.saturating_sub(1).min(i64::MAX as usize) as i64)
                 .query_async(&mut conn)
                 .await
-                .map_err(Error::redis("listing dead letters"))
+                .map_err(Error::redis("listing dead letters"))?;
+            wire::decode_dead_letters(stored)
         }
         .boxed()
     }
 
-    fn requeue_dead_letter(
-        &self,
-        record: String,
-        queue: String,
-        payload: String,
-    ) -> BrokerFuture<'_, bool> {
+    fn requeue_dead_letter(&self, stored: String, message: JobMessage) -> BrokerFuture<'_, bool> {
         async move {
             let mut conn = self.fast();
             let moved: i64 = self
-                .inner
                 .scripts
                 .requeue_dead
                 .key(self.key("dead"))
-                .key(self.key(&format!("queue:{queue}")))
+                .key(self.key(&format!("queue:{}", message.queue)))
                 .key(self.key("queues"))
-                .arg(record)
-                .arg(payload)
-                .arg(&queue)
+                .arg(stored)
+                .arg(encode_message(&message))
+                .arg(&message.queue)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(Error::redis("requeueing a dead letter"))?;
@@ -824,6 +850,30 @@ impl Broker for RedisBroker {
                 .await
                 .map_err(Error::redis("purging dead letters"))?;
             Ok(len as usize)
+        }
+        .boxed()
+    }
+
+    fn schedules(&self) -> Arc<dyn ScheduleStore> {
+        Arc::clone(&self.schedules) as Arc<dyn ScheduleStore>
+    }
+
+    #[cfg(feature = "test-support")]
+    fn push_raw<'a>(&'a self, queue: &'a str, stored: String) -> BrokerFuture<'a, ()> {
+        async move {
+            let mut conn = self.fast();
+            redis::pipe()
+                .cmd("LPUSH")
+                .arg(self.key(&format!("queue:{queue}")))
+                .arg(stored)
+                .ignore()
+                .cmd("SADD")
+                .arg(self.key("queues"))
+                .arg(queue)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::redis("pushing a raw message"))
         }
         .boxed()
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// Errors of the scheduler. Definition errors name the schedule and the field.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScheduleError {
     /// The schedule file could not be read.
     #[error("cannot read schedule file {}: {source}", path.display())]

@@ -4,17 +4,17 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use jobq::{Client, RedisBroker};
+//! use jobq::Broker;
 //! use jobq::scheduler::{Scheduler, ScheduleSpec};
 //!
-//! let broker = RedisBroker::connect("redis://127.0.0.1:6379/0", "posts").await?;
+//! let broker = Broker::redis("redis://127.0.0.1:6379/0", "posts").await?;
 //! let every_five_minutes = ScheduleSpec::every(
 //!     "top_named_entities",
 //!     "count_top_named_entities",
 //!     serde_json::json!([10, "2017-05-31", "2017-06-01", "my_worker:scheduled:top_named_entities"]),
 //!     Duration::from_secs(300),
 //! )?;
-//! let scheduler = Scheduler::new(Client::new(broker.clone()), broker, vec![every_five_minutes]).await?;
+//! let scheduler = Scheduler::new(broker, vec![every_five_minutes]).await?;
 //! scheduler.run_until(jobq::shutdown_signal()).await?;
 //! # Ok(()) }
 //! ```
@@ -39,10 +39,11 @@
 //!   latest tick, it sends one catch-up run for all of them ([`CatchUp::Once`], the
 //!   default), claimed under the latest missed tick so parallel starters still send it
 //!   once; [`CatchUp::Skip`] waits for the next tick instead.
-//! - **Storage**: [`RedisScheduleStore`] keeps the definitions in the `{ns}:schedules`
-//!   hash (counted in [`Stats::schedules`](crate::Stats::schedules)) and last runs in
-//!   `{ns}:schedules:last_run`; [`MemoryScheduleStore`] keeps them in the process.
-//!   A store error never stops a scheduler: it logs and retries.
+//! - **Storage** belongs to the broker: on Redis the definitions live in the
+//!   `{ns}:schedules` hash (counted in [`Stats::schedules`](crate::Stats::schedules)) and
+//!   last runs in `{ns}:schedules:last_run`; a [memory broker](crate::Broker::memory)
+//!   keeps them in the process. A store error never stops a scheduler: it logs and
+//!   retries.
 
 mod error;
 mod spec;
@@ -63,14 +64,13 @@ use serde_json::Value;
 pub use self::error::ScheduleError;
 use self::spec::StoredDefinition;
 pub use self::spec::{CatchUp, ScheduleConfig, ScheduleSpec};
-pub use self::store::{
-    MemoryScheduleStore, RedisScheduleStore, ScheduleBackend, ScheduleStore, StoreFuture,
-    StoredRecord,
-};
+use self::store::StoredRecord;
+pub(crate) use self::store::{MemoryScheduleStore, RedisScheduleStore, ScheduleStore};
 use self::timing::to_datetime;
 pub use self::timing::{CronExpression, Timing};
+use crate::broker::Broker;
 use crate::client::{Client, SendOptions};
-use crate::message::{millis, now_ms};
+use crate::message::{JobId, millis, now_ms};
 
 /// How often a running scheduler re-reads the store for added or removed schedules.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(2);
@@ -83,6 +83,7 @@ const MAX_CLAIM_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 /// A schedule as listed: its definition with its last and next run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct ScheduleStatus {
     /// The schedule's name.
     pub name: String,
@@ -104,13 +105,14 @@ pub struct ScheduleStatus {
 
 /// A tick this scheduler sent (passed to [`Scheduler::on_fire`] hooks).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FiredTick {
     /// The schedule's name.
     pub schedule: String,
     /// The tick (ms since the Unix epoch).
     pub tick_ms: u64,
     /// The id of the job sent.
-    pub job_id: String,
+    pub job_id: JobId,
 }
 
 type FireHook = Arc<dyn Fn(&FiredTick) + Send + Sync>;
@@ -124,13 +126,10 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler that stores `specs` as the configured schedules, removing configured
-    /// schedules that are not among them (runtime-added ones stay).
-    pub async fn new(
-        client: Client,
-        backend: impl ScheduleBackend,
-        specs: Vec<ScheduleSpec>,
-    ) -> Result<Self, ScheduleError> {
+    /// A scheduler on `broker` (which sends its ticks and stores its schedules) that stores
+    /// `specs` as the configured schedules, removing configured schedules that are not
+    /// among them (runtime-added ones stay).
+    pub async fn new(broker: Broker, specs: Vec<ScheduleSpec>) -> Result<Self, ScheduleError> {
         let mut names = HashSet::new();
         for spec in &specs {
             spec.validate()?;
@@ -138,7 +137,7 @@ impl Scheduler {
                 return Err(ScheduleError::DuplicateName(spec.name.clone()));
             }
         }
-        let scheduler = Self::attach(client, backend);
+        let scheduler = Self::attach(broker);
         let stale: Vec<String> = scheduler
             .store
             .load()
@@ -163,11 +162,12 @@ impl Scheduler {
         Ok(scheduler)
     }
 
-    /// A scheduler for whatever is stored, changing nothing (e.g. an extra process).
-    pub fn attach(client: Client, backend: impl ScheduleBackend) -> Self {
+    /// A scheduler on `broker` for whatever is stored, changing nothing (e.g. an extra
+    /// process).
+    pub fn attach(broker: Broker) -> Self {
         Scheduler {
-            client,
-            store: backend.schedule_store(),
+            store: broker.schedules(),
+            client: Client::new(broker),
             refresh: DEFAULT_REFRESH,
             on_fire: None,
         }
@@ -291,11 +291,11 @@ impl Scheduler {
 
     async fn fire(&self, spec: &ScheduleSpec, tick: u64, now: u64) -> Result<(), ScheduleError> {
         let claim_ttl = (spec.timing.period_after(now) + CLAIM_MARGIN).min(MAX_CLAIM_TTL);
-        let options = SendOptions {
-            queue: spec.queue.clone(),
-            unique: Some((format!("schedule:{}:{tick}", spec.name), claim_ttl)),
-            ..SendOptions::default()
-        };
+        let mut options =
+            SendOptions::new().unique(format!("schedule:{}:{tick}", spec.name), claim_ttl);
+        if let Some(queue) = &spec.queue {
+            options = options.queue(queue.clone());
+        }
         let sent = self
             .client
             .apply_async::<Value>(&spec.task, &spec.args, options)
@@ -313,19 +313,16 @@ impl Scheduler {
             hook(&FiredTick {
                 schedule: spec.name.clone(),
                 tick_ms: tick,
-                job_id: job.id().to_owned(),
+                job_id: job.id().clone(),
             });
         }
         Ok(())
     }
 }
 
-/// The schedules stored for `backend` (e.g. a [`RedisBroker`](crate::RedisBroker)) with
-/// their last and next run, for status displays.
-pub async fn list<B: ScheduleBackend + ?Sized>(
-    backend: &B,
-) -> Result<Vec<ScheduleStatus>, ScheduleError> {
-    list_store(backend.schedule_store().as_ref()).await
+/// The schedules stored on `broker` with their last and next run, for status displays.
+pub async fn list(broker: &Broker) -> Result<Vec<ScheduleStatus>, ScheduleError> {
+    list_store(broker.schedules().as_ref()).await
 }
 
 async fn list_store(store: &dyn ScheduleStore) -> Result<Vec<ScheduleStatus>, ScheduleError> {

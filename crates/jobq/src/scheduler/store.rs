@@ -1,5 +1,7 @@
-//! Where schedules live between processes: the [`ScheduleStore`] trait, its Redis
-//! implementation (two hashes next to the broker's keys) and an in-memory one.
+//! Where schedules live between processes: the crate-private [`ScheduleStore`] trait, its
+//! Redis implementation (two hashes next to the broker's keys, on the broker's multiplexed
+//! connection) and an in-memory one. Each broker backend owns one store and hands it out
+//! through [`Broker::schedules`](crate::Broker::schedules).
 //!
 //! Redis keys (namespace `ns`):
 //!
@@ -11,33 +13,32 @@
 //! The per-tick claims live with the broker's unique-send claims (`{ns}:unique:schedule:<name>:<tick ms>`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use deadpool_redis::Pool;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use redis::Script;
+use redis::aio::ConnectionManager;
 
-use crate::broker::RedisBroker;
 use crate::error::Error;
 
 /// The future every store operation returns.
-pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, Error>>;
+pub(crate) type StoreFuture<'a, T> = BoxFuture<'a, Result<T, Error>>;
 
 /// One stored schedule: its JSON definition and when it last fired.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredRecord {
+pub(crate) struct StoredRecord {
     /// The schedule's name.
-    pub name: String,
+    pub(crate) name: String,
     /// The definition as stored (JSON).
-    pub definition: String,
+    pub(crate) definition: String,
     /// The last tick enqueued by any scheduler (ms since the Unix epoch).
-    pub last_run_ms: Option<u64>,
+    pub(crate) last_run_ms: Option<u64>,
 }
 
 /// Persistence for schedules, shared by every scheduler of a namespace. Object safe, so
 /// schedulers hold it as `Arc<dyn ScheduleStore>`.
-pub trait ScheduleStore: Send + Sync + 'static {
+pub(crate) trait ScheduleStore: Send + Sync + 'static {
     /// Every stored schedule, sorted by name.
     fn load(&self) -> StoreFuture<'_, Vec<StoredRecord>>;
     /// Adds or replaces a definition; its last run is kept.
@@ -49,52 +50,9 @@ pub trait ScheduleStore: Send + Sync + 'static {
     fn record_run(&self, name: String, tick_ms: u64) -> StoreFuture<'_, ()>;
 }
 
-/// Anything a scheduler can find its store through: a [`RedisBroker`], or a store itself.
-pub trait ScheduleBackend {
-    /// The store to use.
-    fn schedule_store(&self) -> Arc<dyn ScheduleStore>;
-}
-
-impl ScheduleBackend for RedisBroker {
-    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
-        Arc::new(RedisScheduleStore::new(self))
-    }
-}
-
-impl ScheduleBackend for Arc<RedisBroker> {
-    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
-        Arc::new(RedisScheduleStore::new(self))
-    }
-}
-
-impl ScheduleBackend for RedisScheduleStore {
-    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
-        Arc::new(self.clone())
-    }
-}
-
-impl ScheduleBackend for MemoryScheduleStore {
-    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
-        Arc::new(self.clone())
-    }
-}
-
-impl ScheduleBackend for Arc<dyn ScheduleStore> {
-    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
-        Arc::clone(self)
-    }
-}
-
-impl<B: ScheduleBackend + ?Sized> ScheduleBackend for &B {
-    fn schedule_store(&self) -> Arc<dyn ScheduleStore> {
-        (**self).schedule_store()
-    }
-}
-
-/// Schedules in Redis, on the broker's connection pool and namespace.
-#[derive(Clone)]
-pub struct RedisScheduleStore {
-    pool: Pool,
+/// Schedules in Redis, on the broker's multiplexed connection and namespace.
+pub(crate) struct RedisScheduleStore {
+    conn: ConnectionManager,
     definitions_key: String,
     last_run_key: String,
     record_run: Script,
@@ -113,28 +71,30 @@ return 0
 ";
 
 impl RedisScheduleStore {
-    /// The store of `broker`'s namespace.
-    pub fn new(broker: &RedisBroker) -> Self {
+    /// The store of the namespace whose keys start with `prefix` (`{ns}:`).
+    pub(crate) fn new(conn: ConnectionManager, prefix: &str) -> Self {
         RedisScheduleStore {
-            pool: broker.pool().clone(),
-            definitions_key: broker.key("schedules"),
-            last_run_key: broker.key("schedules:last_run"),
+            conn,
+            definitions_key: format!("{prefix}schedules"),
+            last_run_key: format!("{prefix}schedules:last_run"),
             record_run: Script::new(RECORD_RUN),
         }
     }
 
-    async fn conn(&self, context: &'static str) -> Result<deadpool_redis::Connection, Error> {
-        self.pool.get().await.map_err(|e| Error::Pool {
-            context,
-            message: e.to_string(),
-        })
+    /// The hash of definitions (its length is the number of schedules).
+    pub(crate) fn definitions_key(&self) -> &str {
+        &self.definitions_key
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 }
 
 impl ScheduleStore for RedisScheduleStore {
     fn load(&self) -> StoreFuture<'_, Vec<StoredRecord>> {
         async move {
-            let mut conn = self.conn("loading schedules").await?;
+            let mut conn = self.conn();
             let (definitions, last_runs): (BTreeMap<String, String>, BTreeMap<String, u64>) =
                 redis::pipe()
                     .cmd("HGETALL")
@@ -158,7 +118,7 @@ impl ScheduleStore for RedisScheduleStore {
 
     fn put(&self, name: String, definition: String) -> StoreFuture<'_, ()> {
         async move {
-            let mut conn = self.conn("storing a schedule").await?;
+            let mut conn = self.conn();
             redis::cmd("HSET")
                 .arg(&self.definitions_key)
                 .arg(name)
@@ -175,7 +135,7 @@ impl ScheduleStore for RedisScheduleStore {
             if names.is_empty() {
                 return Ok(0);
             }
-            let mut conn = self.conn("removing schedules").await?;
+            let mut conn = self.conn();
             let (removed, _): (usize, usize) = redis::pipe()
                 .atomic()
                 .cmd("HDEL")
@@ -194,7 +154,7 @@ impl ScheduleStore for RedisScheduleStore {
 
     fn record_run(&self, name: String, tick_ms: u64) -> StoreFuture<'_, ()> {
         async move {
-            let mut conn = self.conn("recording a schedule run").await?;
+            let mut conn = self.conn();
             self.record_run
                 .key(&self.definitions_key)
                 .key(&self.last_run_key)
@@ -209,23 +169,16 @@ impl ScheduleStore for RedisScheduleStore {
     }
 }
 
-/// Schedules in process memory. Every [`MemoryBroker`](crate::MemoryBroker) has one, which
-/// its [`ScheduleBackend`] impl hands out; a store of its own serves a scheduler that needs
-/// no broker. Clones share the storage.
-#[derive(Clone, Default)]
-pub struct MemoryScheduleStore {
-    schedules: Arc<Mutex<MemorySchedules>>,
+/// Schedules in process memory: the store of a memory broker.
+#[derive(Default)]
+pub(crate) struct MemoryScheduleStore {
+    schedules: Mutex<MemorySchedules>,
 }
 
 /// Schedule name → (JSON definition, last run in ms).
 type MemorySchedules = BTreeMap<String, (String, Option<u64>)>;
 
 impl MemoryScheduleStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// How many schedules are stored.
     pub(crate) fn len(&self) -> usize {
         self.with(|schedules| schedules.len())

@@ -13,23 +13,23 @@ use chrono::Datelike;
 use serde_json::json;
 
 use super::*;
+use crate::JobMessage;
 use crate::broker::Broker;
-use crate::{JobMessage, MemoryBroker, RedisBroker};
 
 /// One broker under test with its schedule store.
 struct Setup {
     label: &'static str,
-    broker: Arc<dyn Broker>,
+    broker: Broker,
     store: Arc<dyn ScheduleStore>,
 }
 
 impl Setup {
     fn client(&self) -> Client {
-        Client::new(Arc::clone(&self.broker))
+        Client::new(self.broker.clone())
     }
 
     async fn scheduler(&self, specs: Vec<ScheduleSpec>) -> Scheduler {
-        Scheduler::new(self.client(), Arc::clone(&self.store), specs)
+        Scheduler::new(self.broker.clone(), specs)
             .await
             .unwrap_or_else(|e| panic!("{}: scheduler: {e}", self.label))
     }
@@ -40,6 +40,7 @@ impl Setup {
         loop {
             let batch = self
                 .broker
+                .backend()
                 .fetch(
                     "scheduler-test-reader",
                     queue,
@@ -51,14 +52,15 @@ impl Setup {
             if batch.is_empty() {
                 return jobs;
             }
-            for payload in batch {
-                jobs.push(serde_json::from_str(&payload).expect("scheduler sends valid messages"));
+            for delivery in batch {
+                let job = delivery.job.expect("scheduler sends valid messages");
+                jobs.push(*job);
             }
         }
     }
 
     async fn names(&self) -> Vec<String> {
-        list(&self.store)
+        list(&self.broker)
             .await
             .unwrap_or_else(|e| panic!("{}: list: {e}", self.label))
             .into_iter()
@@ -70,20 +72,20 @@ impl Setup {
 async fn setups(prefix: &str) -> Vec<Setup> {
     let redis = redis_harness::TestRedis::shared().expect("a Redis for the tests");
     let namespace = redis_harness::unique_namespace(prefix);
-    let redis_broker = RedisBroker::connect(redis.url(), &namespace)
+    let redis_broker = Broker::redis(redis.url(), &namespace)
         .await
         .expect("connect");
-    let memory = MemoryBroker::new(&namespace);
+    let memory = Broker::memory(&namespace).expect("a valid namespace");
     vec![
         Setup {
             label: "redis",
-            store: redis_broker.schedule_store(),
-            broker: Arc::new(redis_broker),
+            store: redis_broker.schedules(),
+            broker: redis_broker,
         },
         Setup {
             label: "memory",
-            store: memory.schedule_store(),
-            broker: Arc::new(memory),
+            store: memory.schedules(),
+            broker: memory,
         },
     ]
 }
@@ -166,8 +168,13 @@ async fn assert_each_tick_once(setup: &Setup, fired: &Fired, queue: &str, period
         _ => BTreeSet::new(),
     };
     assert_eq!(distinct, expected, "{}: a tick was skipped", setup.label);
-    let queued: HashSet<String> = setup.drain(queue).await.into_iter().map(|j| j.id).collect();
-    let reported: HashSet<String> = fired.into_iter().map(|f| f.job_id).collect();
+    let queued: HashSet<String> = setup
+        .drain(queue)
+        .await
+        .into_iter()
+        .map(|j| String::from(j.id))
+        .collect();
+    let reported: HashSet<String> = fired.into_iter().map(|f| String::from(f.job_id)).collect();
     assert_eq!(
         queued, reported,
         "{}: queue and fired ticks disagree",
@@ -232,7 +239,7 @@ async fn interval_schedules_send_their_task_every_tick() {
             "{}: {ticks:?}",
             setup.label
         );
-        let status = list(&setup.store).await.expect("list");
+        let status = list(&setup.broker).await.expect("list");
         assert_eq!(status.len(), 1);
         assert_eq!(status[0].spec, "every 1s");
         let last = status[0].last_run.expect("last run recorded");
@@ -262,7 +269,7 @@ async fn configured_schedules_missing_from_the_config_are_removed_on_start() {
         setup
             .scheduler(vec![every_second("a"), every_second("b")])
             .await;
-        let runtime = Scheduler::attach(setup.client(), Arc::clone(&setup.store));
+        let runtime = Scheduler::attach(setup.broker.clone());
         runtime
             .add(&every_second("added-at-runtime"))
             .await
@@ -305,7 +312,7 @@ async fn a_running_scheduler_picks_up_schedules_added_and_removed_elsewhere() {
             let mut stopped = stopped;
             let _ = stopped.wait_for(|stop| *stop).await;
         }));
-        let admin = Scheduler::attach(setup.client(), Arc::clone(&setup.store));
+        let admin = Scheduler::attach(setup.broker.clone());
         admin.add(&every_second("late")).await.expect("add");
         tokio::time::sleep(Duration::from_millis(2500)).await;
         admin.remove("late").await.expect("remove");
@@ -359,7 +366,7 @@ async fn missed_ticks_get_one_catch_up_run_even_with_three_schedulers_starting()
         assert_eq!(fired.lock().expect("lock").len(), 1, "{}", setup.label);
         let jobs = setup.drain(crate::DEFAULT_QUEUE).await;
         assert_eq!(jobs.len(), 1, "{}: catch-up runs", setup.label);
-        let status = list(&setup.store).await.expect("list");
+        let status = list(&setup.broker).await.expect("list");
         let last = status[0].last_run.expect("recorded").timestamp_millis() as u64;
         assert_eq!(
             last,
@@ -416,11 +423,10 @@ async fn stats_count_the_stored_schedules() {
 
 #[tokio::test]
 async fn invalid_specs_are_refused_before_anything_is_stored() {
-    let store = MemoryScheduleStore::new();
-    let client = Client::new(MemoryBroker::new("sched-invalid"));
+    let broker = Broker::memory("sched-invalid").expect("a valid namespace");
     let mut bad = every_second("bad");
     bad.args = json!("not a list");
-    let error = Scheduler::new(client.clone(), store.clone(), vec![every_second("ok"), bad])
+    let error = Scheduler::new(broker.clone(), vec![every_second("ok"), bad])
         .await
         .err()
         .expect("refused");
@@ -428,14 +434,9 @@ async fn invalid_specs_are_refused_before_anything_is_stored() {
         matches!(error, ScheduleError::InvalidField { field: "args", .. }),
         "{error}"
     );
-    let twice = Scheduler::new(
-        client,
-        store.clone(),
-        vec![every_second("a"), every_second("a")],
-    )
-    .await;
+    let twice = Scheduler::new(broker.clone(), vec![every_second("a"), every_second("a")]).await;
     assert!(matches!(twice, Err(ScheduleError::DuplicateName(_))));
-    assert!(list(&store).await.expect("list").is_empty());
+    assert!(list(&broker).await.expect("list").is_empty());
 }
 
 /// The next 29 February at 00:00 UTC strictly after `now_ms`, found by walking the years.
@@ -534,7 +535,7 @@ async fn a_cron_schedule_that_missed_runs_catches_up_once_at_its_latest_tick() {
             "{}",
             setup.label
         );
-        let status = list(&setup.store).await.expect("list");
+        let status = list(&setup.broker).await.expect("list");
         assert_eq!(
             status[0].last_run.map(|t| t.timestamp_millis() as u64),
             Some(latest),

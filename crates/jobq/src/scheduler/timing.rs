@@ -127,7 +127,8 @@ pub(crate) fn parse_cron(expression: &str) -> Result<CronExpression, CronProblem
     }
 }
 
-/// Parses `300s`, `5m`, `1h`, `1d`, `500ms` or `1h30m`; a bare number is seconds.
+/// Parses `300s`, `5m`, `1h`, `1d`, `500ms` or `1h30m` (humantime's units); a bare
+/// number is seconds.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
@@ -136,48 +137,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
     }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 {
-            return Err(format!(
-                "{text:?} is not a duration; write e.g. \"300s\", \"5m\" or \"1h\""
-            ));
-        }
-        let (number, after) = rest.split_at(digits);
-        let number: u64 = number
-            .parse()
-            .map_err(|_| format!("{text:?}: number too large"))?;
-        let unit_len = after.len()
-            - after
-                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
-                .len();
-        let (unit, after) = after.split_at(unit_len);
-        let unit_ms: u64 = match unit {
-            "ms" => 1,
-            "s" | "sec" | "secs" => 1000,
-            "m" | "min" | "mins" => 60_000,
-            "h" | "hr" | "hrs" => 3_600_000,
-            "d" | "day" | "days" => 86_400_000,
-            "" => {
-                return Err(format!(
-                    "{text:?}: a unit is missing after {number} (ms, s, m, h or d)"
-                ));
-            }
-            other => {
-                return Err(format!(
-                    "{text:?}: unknown unit {other:?} (use ms, s, m, h or d)"
-                ));
-            }
-        };
-        let part = number
-            .checked_mul(unit_ms)
-            .ok_or_else(|| format!("{text:?}: too large"))?;
-        total += Duration::from_millis(part);
-        rest = after.trim_start();
-    }
-    Ok(total)
+    humantime::parse_duration(text).map_err(|e| {
+        format!("{text:?} is not a duration ({e}); write e.g. \"300s\", \"5m\" or \"1h30m\"")
+    })
 }
 
 /// `300s`, `1500ms`: the form [`parse_duration`] reads back.

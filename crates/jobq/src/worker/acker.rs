@@ -15,6 +15,9 @@ const MAX_BATCH: usize = 512;
 /// flight and are recovered by unregistering or by the reaper).
 const SHUTDOWN_ATTEMPTS: u32 = 8;
 
+// Nearly every message is an `Ack`: boxing it would cost an allocation per job to shrink
+// the rare `Flush` and `Stop`.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum AckMessage {
     /// A finished job; its slot in `fetched` is released once the ack is applied.
     Ack(Ack),
@@ -28,7 +31,7 @@ pub(super) enum AckMessage {
 }
 
 pub(super) struct Acker {
-    pub(super) broker: Arc<dyn Broker>,
+    pub(super) broker: Broker,
     pub(super) worker_id: String,
     /// The worker's slots for fetched jobs, released as their acks are applied.
     pub(super) fetched: Arc<Semaphore>,
@@ -72,13 +75,13 @@ impl Acker {
         }
     }
 
-    async fn apply(&self, batch: Vec<crate::broker::Ack>, shutting_down: bool) {
+    async fn apply(&self, batch: Vec<Ack>, shutting_down: bool) {
         if batch.is_empty() {
             return;
         }
         let mut failures = 0;
         loop {
-            match self.broker.ack(&self.worker_id, &batch).await {
+            match self.broker.backend().ack(&self.worker_id, &batch).await {
                 Ok(()) => return,
                 Err(e) => {
                     failures += 1;

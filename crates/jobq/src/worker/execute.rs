@@ -1,6 +1,6 @@
-//! Running one job: decoding the message, finding the handler, and the layers around it
-//! (time limit, panic capture, result size limit, retry decision, dead letters). The
-//! outcome is an [`Ack`] for the broker plus the explicit-key writes to apply first.
+//! Running one job: finding the handler, and the layers around it (time limit, panic
+//! capture, result size limit, retry decision, dead letters). The outcome is a typed
+//! [`Ack`] for the broker plus the explicit-key writes to apply first.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -11,9 +11,10 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::admin::DeadLetter;
 use crate::app::App;
-use crate::broker::Ack;
+use crate::broker::wire::{DeliveryTag, Malformed};
+use crate::broker::{Ack, Outcome};
 use crate::error::TaskFailure;
-use crate::message::{JobMessage, ResultRecord, now_ms};
+use crate::message::{JobId, JobMessage, ResultRecord, json_size, now_ms};
 use crate::task::{KeyWrite, TaskContext, TaskError};
 
 /// The settings the execution layers need.
@@ -29,53 +30,36 @@ pub(crate) struct Finished {
     pub(crate) writes: Vec<KeyWrite>,
 }
 
-/// A fetched message: decoded, or the reason it could not be.
-pub(crate) enum Incoming {
-    Job(Box<JobMessage>),
-    Malformed { id: Option<String>, reason: String },
-}
-
-pub(crate) fn decode(payload: &str) -> Incoming {
-    match serde_json::from_str::<JobMessage>(payload) {
-        Ok(job) => Incoming::Job(Box::new(job)),
-        Err(e) => {
-            let id = serde_json::from_str::<serde_json::Value>(payload)
-                .ok()
-                .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
-                .filter(|id| !id.is_empty());
-            Incoming::Malformed {
-                id,
-                reason: format!("the message is not a valid job message: {e}"),
-            }
-        }
-    }
-}
-
 /// Dead-letters a message that could not be decoded, storing a failure under its id if
 /// one could be read.
 pub(crate) fn malformed(
-    payload: String,
-    id: Option<String>,
-    reason: String,
+    tag: DeliveryTag,
+    malformed: Malformed,
     settings: &ExecSettings,
 ) -> Finished {
-    warn!(job_id = id.as_deref().unwrap_or("?"), %reason, "dead-lettering a malformed message");
+    let Malformed { id, reason } = malformed;
+    warn!(job_id = id.as_ref().map_or("?", JobId::as_str), %reason, "dead-lettering a malformed message");
     let failure = TaskFailure {
         kind: TaskError::MALFORMED_MESSAGE.to_owned(),
         message: reason,
     };
-    let record = id.as_ref().map(|id| failure_record(id, &failure));
-    let letter = DeadLetter::record(&payload, id.clone(), None, None, failure);
-    Finished {
-        ack: Ack::Failure {
-            payload,
-            job_id: id,
-            record,
+    let dead_letter = DeadLetter::new(tag.as_stored(), id.clone(), None, None, failure.clone());
+    let outcome = match id {
+        Some(job_id) => Outcome::Finished {
+            record: ResultRecord::Failure {
+                job_id,
+                error: failure,
+                done_at_ms: now_ms(),
+            },
             ttl: settings.result_ttl,
-            dead_letter: Some(letter),
             // Rare; a message that names a job id is treated as if it could have a state.
             clears_state: true,
+            dead_letter: Some(dead_letter),
         },
+        None => Outcome::Unreadable { dead_letter },
+    };
+    Finished {
+        ack: Ack { tag, outcome },
         writes: Vec::new(),
     }
 }
@@ -86,7 +70,7 @@ pub(crate) fn malformed(
 pub(crate) async fn run(
     app: &App,
     job: JobMessage,
-    payload: String,
+    tag: DeliveryTag,
     settings: &ExecSettings,
     slot: OwnedSemaphorePermit,
 ) -> Finished {
@@ -97,7 +81,7 @@ pub(crate) async fn run(
         attempt = job.attempt,
         queue = %job.queue
     );
-    run_in_span(app, job, payload, settings, slot)
+    run_in_span(app, job, tag, settings, slot)
         .instrument(span)
         .await
 }
@@ -105,7 +89,7 @@ pub(crate) async fn run(
 async fn run_in_span(
     app: &App,
     mut job: JobMessage,
-    payload: String,
+    tag: DeliveryTag,
     settings: &ExecSettings,
     slot: OwnedSemaphorePermit,
 ) -> Finished {
@@ -116,14 +100,20 @@ async fn run_in_span(
     let Some(entry) = app.get(&job.task) else {
         let error = TaskError::unknown_task(&job.task);
         warn!(%error, "dead-lettering a job for an unknown task");
-        return fail_for_good(job, payload, error, ttl, true);
+        return fail_for_good(job, tag, error, ttl, true);
     };
-    let ctx = TaskContext::new(&job.id, &job.task, &job.queue, job.attempt, Some(slot));
+    let ctx = TaskContext::new(
+        job.id.as_str(),
+        &job.task,
+        &job.queue,
+        job.attempt,
+        Some(slot),
+    );
     let time_limit = job
         .time_limit_ms
         .map(Duration::from_millis)
         .or(entry.time_limit);
-    // The arguments move into the handler; a retry rebuilds its message from `payload`.
+    // The arguments move into the handler; a retry reads its message again from the tag.
     let handler = (entry.handler)(ctx.clone(), std::mem::take(&mut job.args));
     let guarded = AssertUnwindSafe(handler).catch_unwind().map(|r| match r {
         Ok(result) => result,
@@ -146,35 +136,27 @@ async fn run_in_span(
     };
     match outcome {
         Ok(value) => {
-            let record = ResultRecord::Success {
-                job_id: job.id.clone(),
-                result: value,
-                done_at_ms: now_ms(),
-            };
-            let record = match serde_json::to_string(&record) {
-                Ok(r) => r,
-                Err(e) => {
-                    let error = TaskError::new(
-                        TaskError::SERIALIZATION,
-                        format!("the result cannot be serialized: {e}"),
-                    );
-                    return fail_for_good(job, payload, error, ttl, false);
-                }
-            };
-            if record.len() > settings.result_size_limit {
-                let error = TaskError::result_too_large(record.len(), settings.result_size_limit);
+            let size = json_size(&value);
+            if size > settings.result_size_limit {
+                let error = TaskError::result_too_large(size, settings.result_size_limit);
                 warn!(%error, "result too large");
-                return fail_for_good(job, payload, error, ttl, false);
+                return fail_for_good(job, tag, error, ttl, false);
             }
             debug!("job succeeded");
             Finished {
-                ack: Ack::Success {
-                    payload,
-                    job_id: job.id,
-                    record,
-                    ttl,
-                    // A retry left a RETRY state behind.
-                    clears_state: job.attempt > 0,
+                ack: Ack {
+                    tag,
+                    outcome: Outcome::Finished {
+                        record: ResultRecord::Success {
+                            job_id: job.id,
+                            result: value,
+                            done_at_ms: now_ms(),
+                        },
+                        ttl,
+                        // A retry left a RETRY state behind.
+                        clears_state: job.attempt > 0,
+                        dead_letter: None,
+                    },
                 },
                 writes: ctx.take_writes(),
             }
@@ -188,23 +170,27 @@ async fn run_in_span(
                 let delay = entry.retry.delay(job.attempt);
                 warn!(%error, retry_in = ?delay, "job failed; retrying");
                 let due_ms = now_ms().saturating_add(delay.as_millis() as u64);
-                match retry_message(&payload, due_ms) {
-                    Ok(retry_payload) => Finished {
-                        ack: Ack::Retry {
-                            payload,
-                            job_id: job.id,
-                            retry_payload,
-                            due_ms,
-                            ttl,
-                        },
-                        writes: Vec::new(),
-                    },
-                    Err(e) => {
+                match tag.job_again() {
+                    Some(mut next) => {
+                        next.attempt += 1;
+                        next.eta_ms = Some(due_ms);
+                        Finished {
+                            ack: Ack {
+                                tag,
+                                outcome: Outcome::Retry {
+                                    next: Box::new(next),
+                                    ttl,
+                                },
+                            },
+                            writes: Vec::new(),
+                        }
+                    }
+                    None => {
                         let error = TaskError::new(
                             TaskError::SERIALIZATION,
-                            format!("the retry message cannot be serialized: {e}"),
+                            "the message of the retry cannot be read back",
                         );
-                        fail_for_good(job, payload, error, ttl, true)
+                        fail_for_good(job, tag, error, ttl, true)
                     }
                 }
             } else {
@@ -216,58 +202,45 @@ async fn run_in_span(
                         TaskError::INVALID_ARGUMENTS | TaskError::UNKNOWN_TASK
                     );
                 warn!(%error, dead_lettered = dead, "job failed");
-                fail_for_good(job, payload, error, ttl, dead)
+                fail_for_good(job, tag, error, ttl, dead)
             }
         }
     }
 }
 
-/// The message of the next attempt of the job sent as `payload`, due at `due_ms`.
-fn retry_message(payload: &str, due_ms: u64) -> Result<String, serde_json::Error> {
-    let mut next: JobMessage = serde_json::from_str(payload)?;
-    next.attempt += 1;
-    next.eta_ms = Some(due_ms);
-    serde_json::to_string(&next)
-}
-
 fn fail_for_good(
     job: JobMessage,
-    payload: String,
+    tag: DeliveryTag,
     error: TaskError,
     ttl: Duration,
     dead: bool,
 ) -> Finished {
     let failure = error.into_failure();
-    let record = failure_record(&job.id, &failure);
-    let letter = dead.then(|| {
-        DeadLetter::record(
-            &payload,
+    let dead_letter = dead.then(|| {
+        DeadLetter::new(
+            tag.as_stored(),
             Some(job.id.clone()),
             Some(job.task.clone()),
             Some(job.queue.clone()),
-            failure,
+            failure.clone(),
         )
     });
     Finished {
-        ack: Ack::Failure {
-            payload,
-            job_id: Some(job.id),
-            record: Some(record),
-            ttl,
-            dead_letter: letter,
-            clears_state: job.attempt > 0,
+        ack: Ack {
+            tag,
+            outcome: Outcome::Finished {
+                record: ResultRecord::Failure {
+                    job_id: job.id,
+                    error: failure,
+                    done_at_ms: now_ms(),
+                },
+                ttl,
+                clears_state: job.attempt > 0,
+                dead_letter,
+            },
         },
         writes: Vec::new(),
     }
-}
-
-fn failure_record(job_id: &str, failure: &TaskFailure) -> String {
-    let record = ResultRecord::Failure {
-        job_id: job_id.to_owned(),
-        error: failure.clone(),
-        done_at_ms: now_ms(),
-    };
-    serde_json::to_string(&record).unwrap_or_else(|_| String::from("{}"))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {

@@ -16,16 +16,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use self::acker::{AckMessage, Acker};
-use self::execute::{ExecSettings, Finished, Incoming};
+use self::execute::{ExecSettings, Finished};
 use crate::app::App;
-use crate::broker::{Ack, Broker};
+use crate::broker::wire::{Delivery, DeliveryTag};
+use crate::broker::{Ack, Broker, Outcome};
 use crate::client::DEFAULT_QUEUE;
 use crate::error::Error;
 use crate::message::JobMessage;
 
-/// How a [`Worker`] runs. `WorkerConfig::default()` suits production; tests shorten the
-/// timeouts.
+/// How a [`Worker`] runs. `WorkerConfig::default()` suits production; change single
+/// settings on it (`let mut config = WorkerConfig::default(); config.concurrency = 4;`),
+/// e.g. tests shorten the timeouts.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct WorkerConfig {
     /// Handlers running at once (default: the number of CPU cores).
     pub concurrency: usize,
@@ -106,7 +109,7 @@ impl WorkerConfig {
 /// Runs the tasks of an [`App`] on jobs from a broker.
 pub struct Worker {
     app: Arc<App>,
-    broker: Arc<dyn Broker>,
+    broker: Broker,
     config: WorkerConfig,
     id: String,
 }
@@ -124,12 +127,12 @@ impl std::fmt::Debug for Worker {
 /// Fetched jobs that have not been acknowledged, so a shutdown can put back the ones that
 /// did not finish.
 struct Outstanding {
-    jobs: Mutex<HashMap<u64, (String, String)>>,
+    jobs: Mutex<HashMap<u64, (DeliveryTag, String)>>,
     next: AtomicU64,
 }
 
 impl Outstanding {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, (String, String)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, (DeliveryTag, String)>> {
         crate::sync::lock(&self.jobs)
     }
 }
@@ -137,7 +140,7 @@ impl Outstanding {
 /// What the fetchers and job tasks share.
 struct Shared {
     app: Arc<App>,
-    broker: Arc<dyn Broker>,
+    broker: Broker,
     worker_id: String,
     settings: ExecSettings,
     /// Slots for handlers running at once.
@@ -154,14 +157,14 @@ struct Shared {
 
 impl Worker {
     /// A worker running `app`'s tasks on jobs from `broker`.
-    pub fn new(app: App, broker: impl Broker, config: WorkerConfig) -> Self {
+    pub fn new(app: App, broker: Broker, config: WorkerConfig) -> Self {
         let id = config
             .worker_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         Self {
             app: Arc::new(app),
-            broker: Arc::new(broker),
+            broker,
             config,
             id,
         }
@@ -182,7 +185,7 @@ impl Worker {
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             app: self.app,
-            broker: Arc::clone(&self.broker),
+            broker: self.broker.clone(),
             worker_id: self.id.clone(),
             settings: ExecSettings {
                 result_ttl: config.result_ttl,
@@ -204,20 +207,20 @@ impl Worker {
         let stop_background = CancellationToken::new();
         let acker = tokio::spawn(
             Acker {
-                broker: Arc::clone(&self.broker),
+                broker: self.broker.clone(),
                 worker_id: self.id.clone(),
                 fetched: Arc::clone(&shared.fetched),
             }
             .run(ack_rx),
         );
         let heartbeat = tokio::spawn(heartbeat_loop(
-            Arc::clone(&self.broker),
+            self.broker.clone(),
             self.id.clone(),
             config.clone(),
             stop_background.clone(),
         ));
         let maintenance = tokio::spawn(maintenance_loop(
-            Arc::clone(&self.broker),
+            self.broker.clone(),
             config.clone(),
             stop_background.clone(),
         ));
@@ -257,7 +260,10 @@ impl Worker {
             let mut outstanding = shared.outstanding.lock();
             let requeue: Vec<Ack> = outstanding
                 .drain()
-                .map(|(_, (payload, queue))| Ack::Requeue { payload, queue })
+                .map(|(_, (tag, queue))| Ack {
+                    tag,
+                    outcome: Outcome::Requeue { queue },
+                })
                 .collect();
             if !requeue.is_empty() {
                 info!(
@@ -281,7 +287,7 @@ impl Worker {
         let _ = maintenance.await;
         // Whatever is still listed as in flight (e.g. acknowledgements that failed) goes
         // back to its queue.
-        if let Err(e) = self.broker.unregister(&self.id).await {
+        if let Err(e) = self.broker.backend().unregister(&self.id).await {
             warn!(worker_id = %self.id, error = %e, "could not unregister; the reaper will recover this worker's jobs");
         }
         info!(worker_id = %self.id, "worker stopped");
@@ -305,14 +311,14 @@ async fn sleep_or_cancel(delay: Duration, stop: &CancellationToken) -> bool {
 }
 
 async fn heartbeat_loop(
-    broker: Arc<dyn Broker>,
+    broker: Broker,
     worker_id: String,
     config: WorkerConfig,
     stop: CancellationToken,
 ) {
     let ttl = config.heartbeat_interval * 3;
     loop {
-        if let Err(e) = broker.heartbeat(&worker_id, ttl).await {
+        if let Err(e) = broker.backend().heartbeat(&worker_id, ttl).await {
             warn!(worker_id = %worker_id, error = %e, "heartbeat failed");
         }
         if !sleep_or_cancel(config.heartbeat_interval, &stop).await {
@@ -321,12 +327,12 @@ async fn heartbeat_loop(
     }
 }
 
-async fn maintenance_loop(broker: Arc<dyn Broker>, config: WorkerConfig, stop: CancellationToken) {
+async fn maintenance_loop(broker: Broker, config: WorkerConfig, stop: CancellationToken) {
     let mut last_reap = tokio::time::Instant::now() - config.heartbeat_interval;
     let mut failures = 0;
     loop {
         let mut delay = config.promote_interval;
-        match broker.promote(config.promote_batch).await {
+        match broker.backend().promote(config.promote_batch).await {
             Ok(moved) => {
                 failures = 0;
                 if moved > 0 {
@@ -345,7 +351,7 @@ async fn maintenance_loop(broker: Arc<dyn Broker>, config: WorkerConfig, stop: C
         }
         if last_reap.elapsed() >= config.heartbeat_interval {
             last_reap = tokio::time::Instant::now();
-            match broker.reap(config.visibility_timeout).await {
+            match broker.backend().reap(config.visibility_timeout).await {
                 Ok(0) => {}
                 Ok(moved) => {
                     info!(moved, "returned jobs of dead workers to their queues")
@@ -388,7 +394,7 @@ async fn fetch_loop(
         };
         let capacity = 1 + extra;
         let fetched = tokio::select! {
-            fetched = shared.broker.fetch(&shared.worker_id, &queue, capacity, config.block_timeout) => fetched,
+            fetched = shared.broker.backend().fetch(&shared.worker_id, &queue, capacity, config.block_timeout) => fetched,
             _ = stop.cancelled() => {
                 // Anything a cancelled fetch moved stays in this worker's in-flight list,
                 // which unregistering puts back on the queue.
@@ -396,10 +402,10 @@ async fn fetch_loop(
                 return;
             }
         };
-        let payloads = match fetched {
-            Ok(payloads) => {
+        let deliveries = match fetched {
+            Ok(deliveries) => {
                 failures = 0;
-                payloads
+                deliveries
             }
             Err(e) => {
                 shared.fetched.add_permits(capacity);
@@ -413,9 +419,9 @@ async fn fetch_loop(
         };
         shared
             .fetched
-            .add_permits(capacity.saturating_sub(payloads.len()));
-        let dispatched = !payloads.is_empty();
-        dispatch(&shared, &queue, payloads);
+            .add_permits(capacity.saturating_sub(deliveries.len()));
+        let dispatched = !deliveries.is_empty();
+        dispatch(&shared, &queue, deliveries);
         if dispatched {
             // Let the jobs just spawned run (and queue their acks) before the next fetch
             // goes out on the shared connection: a lone job's ack then reaches Redis first,
@@ -425,18 +431,17 @@ async fn fetch_loop(
     }
 }
 
-fn dispatch(shared: &Arc<Shared>, queue: &str, payloads: Vec<String>) {
-    for payload in payloads {
+fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
+    for delivery in deliveries {
         let key = shared.outstanding.next.fetch_add(1, Ordering::Relaxed);
         shared
             .outstanding
             .lock()
-            .insert(key, (payload.clone(), queue.to_owned()));
-        let incoming = execute::decode(&payload);
+            .insert(key, (delivery.tag.clone(), queue.to_owned()));
         // A free handler slot is taken here, in fetch order: the spawned tasks may start
         // in any order, and a job fetched later must not overtake an earlier one.
         let slot = Arc::clone(&shared.running).try_acquire_owned().ok();
-        tokio::spawn(run_job(Arc::clone(shared), key, payload, incoming, slot));
+        tokio::spawn(run_job(Arc::clone(shared), key, delivery, slot));
     }
 }
 
@@ -447,21 +452,21 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, payloads: Vec<String>) {
 async fn run_recording_start(
     shared: &Shared,
     job: JobMessage,
-    payload: String,
+    tag: DeliveryTag,
     slot: OwnedSemaphorePermit,
 ) -> Finished {
     let job_id = job.id.clone();
-    let run = execute::run(&shared.app, job, payload, &shared.settings, slot);
+    let run = execute::run(&shared.app, job, tag, &shared.settings, slot);
     tokio::pin!(run);
     match tokio::time::timeout(STARTED_AFTER, &mut run).await {
         Ok(finished) => finished,
         Err(_) => {
             // Not awaited: the STARTED state is informational and must not delay the job.
             // It may reach Redis after the ack; the script then sees the result and skips it.
-            let broker = Arc::clone(&shared.broker);
+            let broker = shared.broker.clone();
             let ttl = shared.settings.result_ttl;
             tokio::spawn(async move {
-                if let Err(e) = broker.mark_started(vec![job_id], ttl).await {
+                if let Err(e) = broker.backend().mark_started(vec![job_id], ttl).await {
                     debug!(error = %e, "could not record a started job");
                 }
             });
@@ -475,16 +480,16 @@ async fn run_recording_start(
 async fn run_job(
     shared: Arc<Shared>,
     key: u64,
-    payload: String,
-    incoming: Incoming,
+    delivery: Delivery,
     slot: Option<OwnedSemaphorePermit>,
 ) {
-    let finished = match incoming {
-        Incoming::Malformed { id, reason } => {
+    let Delivery { tag, job } = delivery;
+    let finished = match job {
+        Err(malformed) => {
             drop(slot);
-            execute::malformed(payload, id, reason, &shared.settings)
+            execute::malformed(tag, malformed, &shared.settings)
         }
-        Incoming::Job(job) => {
+        Ok(job) => {
             let slot = match slot {
                 Some(slot) => Some(slot),
                 None => tokio::select! {
@@ -498,7 +503,7 @@ async fn run_job(
                 shared.fetched.add_permits(1);
                 return;
             };
-            run_recording_start(&shared, *job, payload, slot).await
+            run_recording_start(&shared, *job, tag, slot).await
         }
     };
     if !finished.writes.is_empty() && !apply_writes(&shared, finished.writes).await {
@@ -517,7 +522,7 @@ async fn run_job(
 async fn apply_writes(shared: &Shared, writes: Vec<crate::task::KeyWrite>) -> bool {
     let mut failures = 0;
     loop {
-        match shared.broker.write_keys(writes.clone()).await {
+        match shared.broker.backend().write_keys(&writes).await {
             Ok(()) => return true,
             Err(e) => {
                 failures += 1;

@@ -5,33 +5,30 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use jobq::{
-    App, Broker, MemoryBroker, RedisBroker, RetryPolicy, TaskContext, TaskError, Worker,
-    WorkerConfig,
-};
+use jobq::{App, Broker, RetryPolicy, TaskContext, TaskError, Worker, WorkerConfig};
 use redis_harness::{TestRedis, unique_namespace};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// A Redis broker on the shared test Redis, in a namespace of its own.
-pub async fn redis_broker(prefix: &str) -> RedisBroker {
+pub(crate) async fn redis_broker(prefix: &str) -> Broker {
     let redis = TestRedis::shared().unwrap_or_else(|e| panic!("no Redis for the tests: {e}"));
     redis_broker_at(redis.url(), &unique_namespace(prefix)).await
 }
 
 /// A Redis broker on the server at `url` (a private or secured one), in `namespace`.
-pub async fn redis_broker_at(url: &str, namespace: &str) -> RedisBroker {
-    RedisBroker::connect(url, namespace)
+pub(crate) async fn redis_broker_at(url: &str, namespace: &str) -> Broker {
+    Broker::redis(url, namespace)
         .await
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
 }
 
 /// A memory broker.
-pub async fn memory_broker(prefix: &str) -> MemoryBroker {
-    MemoryBroker::new(&unique_namespace(prefix))
+pub(crate) async fn memory_broker(prefix: &str) -> Broker {
+    Broker::memory(&unique_namespace(prefix)).expect("a valid namespace")
 }
 
 /// Worker settings that keep the suite fast: short heartbeats, visibility and waits.
@@ -39,27 +36,26 @@ pub async fn memory_broker(prefix: &str) -> MemoryBroker {
 /// The heartbeat lives three intervals (3 s), so a live worker starved of CPU for a
 /// second or two on a loaded machine is not taken for dead and has its jobs run twice;
 /// recovering a dead worker's jobs still takes only a few seconds.
-pub fn fast_config() -> WorkerConfig {
-    WorkerConfig {
-        concurrency: 4,
-        prefetch: 16,
-        heartbeat_interval: Duration::from_secs(1),
-        visibility_timeout: Duration::from_secs(2),
-        grace_period: Duration::from_secs(5),
-        block_timeout: Duration::from_millis(500),
-        promote_interval: Duration::from_millis(20),
-        ..WorkerConfig::default()
-    }
+pub(crate) fn fast_config() -> WorkerConfig {
+    let mut config = WorkerConfig::default();
+    config.concurrency = 4;
+    config.prefetch = 16;
+    config.heartbeat_interval = Duration::from_secs(1);
+    config.visibility_timeout = Duration::from_secs(2);
+    config.grace_period = Duration::from_secs(5);
+    config.block_timeout = Duration::from_millis(500);
+    config.promote_interval = Duration::from_millis(20);
+    config
 }
 
 /// Job ids of `slow_cancellable` runs whose cancellation callback ran.
-pub static CANCELLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+pub(crate) static CANCELLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// How often `record_run` ran, per label and per `job:<id>`, in this process.
 static RUNS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
 
 /// How many times `record_run` ran with `label` (or for `job:<id>`) in this process.
-pub fn runs_of(key: &str) -> u32 {
+pub(crate) fn runs_of(key: &str) -> u32 {
     RUNS.lock()
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
@@ -76,7 +72,7 @@ fn count_run(keys: [String; 2]) {
 }
 
 /// The tasks the tests send to.
-pub fn test_app() -> App {
+pub(crate) fn test_app() -> App {
     let mut app = App::new();
     app.task("add")
         .args(["a", "b"])
@@ -164,7 +160,7 @@ pub fn test_app() -> App {
 }
 
 /// A worker running in the background until [`RunningWorker::stop`].
-pub struct RunningWorker {
+pub(crate) struct RunningWorker {
     stop: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), jobq::Error>>,
     pub id: String,
@@ -172,7 +168,7 @@ pub struct RunningWorker {
 
 impl RunningWorker {
     /// Starts a worker with `app` on `broker`.
-    pub fn start(app: App, broker: impl Broker, config: WorkerConfig) -> Self {
+    pub(crate) fn start(app: App, broker: Broker, config: WorkerConfig) -> Self {
         let worker = Worker::new(app, broker, config);
         let id = worker.id().to_owned();
         let (tx, rx) = oneshot::channel::<()>();
@@ -187,12 +183,12 @@ impl RunningWorker {
     }
 
     /// Whether the worker is still running.
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         !self.handle.is_finished()
     }
 
     /// Asks for a graceful shutdown and waits for it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -201,9 +197,4 @@ impl RunningWorker {
             .expect("worker task panicked")
             .expect("worker returned an error");
     }
-}
-
-/// Shares a broker as a trait object (both brokers go through the same code).
-pub fn shared(broker: impl Broker) -> Arc<dyn Broker> {
-    Arc::new(broker)
 }

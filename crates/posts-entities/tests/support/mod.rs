@@ -1,4 +1,4 @@
 //! Helpers shared by the integration tests and the examples.
 
-pub mod scoring;
-pub mod word_lists;
+pub(crate) mod scoring;
+pub(crate) mod word_lists;

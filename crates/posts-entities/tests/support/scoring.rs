@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 /// One labelled post.
 #[derive(Debug, Deserialize)]
-pub struct LabelledPost {
+pub(crate) struct LabelledPost {
     pub text: String,
     /// `tune` (rules were adjusted while looking at these) or `heldout` (never looked at).
     pub split: String,
@@ -19,27 +19,27 @@ pub struct LabelledPost {
 
 /// One entity spaCy reported.
 #[derive(Debug, Deserialize)]
-pub struct GoldEntity {
+pub(crate) struct GoldEntity {
     pub text: String,
     pub label: String,
 }
 
 /// The committed development set: posts written for it, labelled by spaCy.
-pub const DEV_SET: &str = include_str!("../data/dev_set.jsonl");
+pub(crate) const DEV_SET: &str = include_str!("../data/dev_set.jsonl");
 
 /// A second set: the texts of the repository's `sample_data/raw` exports (written by
 /// someone else, not for this crate), labelled by spaCy the same way.
-pub const SAMPLE_SET: &str = include_str!("../data/sample_set.jsonl");
+pub(crate) const SAMPLE_SET: &str = include_str!("../data/sample_set.jsonl");
 
 /// Posts written after the rules and word lists were (every one held out), about people,
 /// places and organisations that no word list names, labelled by spaCy the same way. The
 /// dev set's held-out split cannot show how the rules generalise: most entities that
 /// occur only there are word-list entries. This set can; the `dev_set` test checks that
 /// none of its entities is a word-list entry.
-pub const NOVEL_SET: &str = include_str!("../data/novel_set.jsonl");
+pub(crate) const NOVEL_SET: &str = include_str!("../data/novel_set.jsonl");
 
 /// Parses JSONL into posts, naming the line of any malformed record.
-pub fn parse(jsonl: &str) -> Result<Vec<LabelledPost>, String> {
+pub(crate) fn parse(jsonl: &str) -> Result<Vec<LabelledPost>, String> {
     jsonl
         .lines()
         .enumerate()
@@ -52,7 +52,7 @@ pub fn parse(jsonl: &str) -> Result<Vec<LabelledPost>, String> {
 
 /// Counts and figures for one set of posts.
 #[derive(Debug, Default)]
-pub struct Score {
+pub(crate) struct Score {
     pub posts: usize,
     pub true_positives: usize,
     pub false_positives: usize,
@@ -66,14 +66,14 @@ pub struct Score {
 }
 
 impl Score {
-    pub fn precision(&self) -> f64 {
+    pub(crate) fn precision(&self) -> f64 {
         ratio(
             self.true_positives,
             self.true_positives + self.false_positives,
         )
     }
 
-    pub fn recall(&self) -> f64 {
+    pub(crate) fn recall(&self) -> f64 {
         ratio(
             self.true_positives,
             self.true_positives + self.false_negatives,
@@ -81,7 +81,7 @@ impl Score {
     }
 
     /// F1 on entity texts: what `count_top_named_entities` depends on.
-    pub fn f1(&self) -> f64 {
+    pub(crate) fn f1(&self) -> f64 {
         f1(
             self.true_positives,
             self.false_positives,
@@ -91,7 +91,7 @@ impl Score {
 
     /// F1 on (text, label) pairs: a right text with the wrong label counts as a miss and
     /// a false positive.
-    pub fn labelled_f1(&self) -> f64 {
+    pub(crate) fn labelled_f1(&self) -> f64 {
         f1(
             self.labelled.true_positives,
             self.labelled.false_positives,
@@ -102,7 +102,7 @@ impl Score {
 
 /// Agreement counts summed over posts.
 #[derive(Debug, Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     pub true_positives: usize,
     pub false_positives: usize,
     pub false_negatives: usize,
@@ -132,7 +132,7 @@ fn ratio(numerator: usize, denominator: usize) -> f64 {
 }
 
 /// The distinct entity texts of one post, as the worker counts them.
-pub fn predicted_set(extractor: &dyn EntityExtractor, text: &str) -> BTreeSet<String> {
+pub(crate) fn predicted_set(extractor: &dyn EntityExtractor, text: &str) -> BTreeSet<String> {
     extractor
         .extract(text)
         .into_iter()
@@ -141,12 +141,12 @@ pub fn predicted_set(extractor: &dyn EntityExtractor, text: &str) -> BTreeSet<St
 }
 
 /// The distinct entity texts spaCy gave one post.
-pub fn gold_set(post: &LabelledPost) -> BTreeSet<String> {
+pub(crate) fn gold_set(post: &LabelledPost) -> BTreeSet<String> {
     post.entities.iter().map(|e| e.text.clone()).collect()
 }
 
 /// The distinct (text, spaCy label) pairs `extractor` finds in one post.
-pub fn predicted_labelled_set(
+pub(crate) fn predicted_labelled_set(
     extractor: &dyn EntityExtractor,
     text: &str,
 ) -> BTreeSet<(String, &'static str)> {
@@ -158,7 +158,7 @@ pub fn predicted_labelled_set(
 }
 
 /// The distinct (text, label) pairs spaCy gave one post.
-pub fn gold_labelled_set(post: &LabelledPost) -> BTreeSet<(String, &str)> {
+pub(crate) fn gold_labelled_set(post: &LabelledPost) -> BTreeSet<(String, &str)> {
     post.entities
         .iter()
         .map(|e| (e.text.clone(), e.label.as_str()))
@@ -166,7 +166,7 @@ pub fn gold_labelled_set(post: &LabelledPost) -> BTreeSet<(String, &str)> {
 }
 
 /// spaCy's name for a label.
-pub fn spacy_label(label: Label) -> &'static str {
+pub(crate) fn spacy_label(label: Label) -> &'static str {
     match label {
         Label::Person => "PERSON",
         Label::Org => "ORG",
@@ -178,7 +178,7 @@ pub fn spacy_label(label: Label) -> &'static str {
 }
 
 /// Scores `extractor` on `posts`.
-pub fn score<'a>(
+pub(crate) fn score<'a>(
     extractor: &dyn EntityExtractor,
     posts: impl IntoIterator<Item = &'a LabelledPost>,
 ) -> Score {
@@ -214,7 +214,7 @@ pub fn score<'a>(
 }
 
 /// The `k` most frequent entities, count descending then text ascending (the task's order).
-pub fn top(counts: BTreeMap<String, usize>, k: usize) -> Vec<(String, usize)> {
+pub(crate) fn top(counts: BTreeMap<String, usize>, k: usize) -> Vec<(String, usize)> {
     let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     ranked.truncate(k);

@@ -15,7 +15,7 @@ const NAME_LISTS: [&str; 7] = [
 ];
 
 /// The lower-cased entries of the name lists.
-pub fn entries() -> BTreeSet<String> {
+pub(crate) fn entries() -> BTreeSet<String> {
     NAME_LISTS
         .iter()
         .flat_map(|list| list.lines())
@@ -27,7 +27,7 @@ pub fn entries() -> BTreeSet<String> {
 
 /// Whether `text` is an entry, ignoring case, a leading "the" and a trailing possessive
 /// (the forms in which the extractor reports a listed name).
-pub fn is_entry(entries: &BTreeSet<String>, text: &str) -> bool {
+pub(crate) fn is_entry(entries: &BTreeSet<String>, text: &str) -> bool {
     let lower = text.to_lowercase();
     let without_article = lower.strip_prefix("the ").unwrap_or(&lower);
     let mut forms = vec![lower.as_str(), without_article];

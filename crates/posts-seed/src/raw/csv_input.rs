@@ -19,7 +19,7 @@ pub(crate) struct Origin<'a> {
 }
 
 impl Origin<'_> {
-    pub fn reject(&self, field: Option<&str>, reason: impl Into<String>) -> RecordError {
+    pub(super) fn reject(&self, field: Option<&str>, reason: impl Into<String>) -> RecordError {
         RecordError {
             file: self.file.to_owned(),
             platform: Some(self.platform),
@@ -40,23 +40,23 @@ pub(crate) struct Row<'a> {
 
 impl Row<'_> {
     /// The raw text of `column`, or `""` when the file has no such (optional) column.
-    pub fn text(&self, column: &str) -> &str {
+    pub(super) fn text(&self, column: &str) -> &str {
         self.columns
             .get(column)
             .and_then(|&i| self.values.get(i))
             .map_or("", String::as_str)
     }
 
-    pub fn has_column(&self, column: &str) -> bool {
+    pub(super) fn has_column(&self, column: &str) -> bool {
         self.columns.contains_key(column)
     }
 
-    pub fn reject(&self, column: &str, reason: impl Into<String>) -> RecordError {
+    pub(super) fn reject(&self, column: &str, reason: impl Into<String>) -> RecordError {
         self.origin.reject(Some(column), reason)
     }
 
     /// A trimmed value that must not be empty.
-    pub fn required(&self, column: &str) -> Result<String, RecordError> {
+    pub(super) fn required(&self, column: &str) -> Result<String, RecordError> {
         let value = self.text(column).trim();
         if value.is_empty() {
             Err(self.reject(column, "empty, but a value is required"))
@@ -66,16 +66,16 @@ impl Row<'_> {
     }
 
     /// A trimmed value, `None` when empty.
-    pub fn optional(&self, column: &str) -> Option<String> {
+    pub(super) fn optional(&self, column: &str) -> Option<String> {
         let value = self.text(column).trim();
         (!value.is_empty()).then(|| value.to_owned())
     }
 
-    pub fn timestamp(&self, column: &str) -> Result<Timestamp, RecordError> {
+    pub(super) fn timestamp(&self, column: &str) -> Result<Timestamp, RecordError> {
         Timestamp::parse(self.text(column).trim()).map_err(|e| self.reject(column, e.to_string()))
     }
 
-    pub fn content_type(&self, column: &str) -> Result<ContentType, RecordError> {
+    pub(super) fn content_type(&self, column: &str) -> Result<ContentType, RecordError> {
         let value = self.text(column).trim();
         value.parse::<ContentType>().map_err(|_| {
             self.reject(
@@ -87,14 +87,17 @@ impl Row<'_> {
 
     /// A count that may be negative: empty is 0, whole floats such as `993.0` are
     /// accepted (spreadsheet and pandas exports write them).
-    pub fn signed_count(&self, column: &str) -> Result<i64, RecordError> {
+    pub(super) fn signed_count(&self, column: &str) -> Result<i64, RecordError> {
         parse_count(self.text(column)).map_err(|reason| self.reject(column, reason))
     }
 
     /// The item the columns every CSV export shares describe (`id`, `type`, `text`,
     /// `author_name_hash`, `created_at`, `parent_id`), with `engagements`; the caller
     /// fills in what its platform adds.
-    pub fn content_item(&self, engagements: Engagements) -> Result<ContentItem, RecordError> {
+    pub(super) fn content_item(
+        &self,
+        engagements: Engagements,
+    ) -> Result<ContentItem, RecordError> {
         let mut item = ContentItem::new(
             self.required("id")?,
             self.content_type("type")?,
@@ -108,7 +111,7 @@ impl Row<'_> {
     }
 
     /// A count that must not be negative.
-    pub fn count(&self, column: &str) -> Result<u64, RecordError> {
+    pub(super) fn count(&self, column: &str) -> Result<u64, RecordError> {
         let n = self.signed_count(column)?;
         u64::try_from(n).map_err(|_| self.reject(column, format!("negative count {n}")))
     }

@@ -165,7 +165,7 @@ pub(crate) fn load(
 }
 
 /// Everything chunk generation shares.
-pub struct Generator {
+pub(crate) struct Generator {
     options: SyntheticOptions,
     authors: Vec<String>,
     users: Vec<String>,
@@ -177,7 +177,7 @@ pub struct Generator {
 /// One chunk of generated rows: all their text in one buffer, reused from chunk to
 /// chunk, so generating a row allocates next to nothing.
 #[derive(Debug, Default)]
-pub struct Batch {
+pub(crate) struct Batch {
     text: String,
     rows: Vec<RowSpans>,
 }
@@ -213,7 +213,7 @@ const OPEN_THREADS: usize = 48;
 
 impl Generator {
     /// Prepares author and user pools (salted like real session users).
-    pub fn new(options: &SyntheticOptions, salt: &str) -> Self {
+    pub(crate) fn new(options: &SyntheticOptions, salt: &str) -> Self {
         let authors = (0..AUTHORS)
             .map(|i| sha256_hex(&["synthetic_author_", &i.to_string()]))
             .collect();
@@ -239,7 +239,7 @@ impl Generator {
     /// The rows of chunk `index` (items `index * 8192 ..`), always the same for the
     /// same options.
     #[cfg(test)]
-    pub fn chunk(&self, index: u64) -> Vec<posts_store::write::PostRow> {
+    pub(crate) fn chunk(&self, index: u64) -> Vec<posts_store::write::PostRow> {
         let mut batch = Batch::default();
         self.fill(index, &mut batch);
         self.rows(&batch)
@@ -257,7 +257,7 @@ impl Generator {
     }
 
     /// The rows of a batch [`fill`](Self::fill)ed by this generator.
-    pub fn rows<'a>(&'a self, batch: &'a Batch) -> impl Iterator<Item = PostRowRef<'a>> {
+    pub(crate) fn rows<'a>(&'a self, batch: &'a Batch) -> impl Iterator<Item = PostRowRef<'a>> {
         // Spans come from `fill`, which only cuts at the ASCII bytes that end values.
         let text = |span: &Range<usize>| batch.text.get(span.clone()).unwrap_or_default();
         batch.rows.iter().map(move |row| PostRowRef {
@@ -273,7 +273,7 @@ impl Generator {
     }
 
     /// Replaces the contents of `batch` with the rows of chunk `index`.
-    pub fn fill(&self, index: u64, batch: &mut Batch) {
+    pub(crate) fn fill(&self, index: u64, batch: &mut Batch) {
         let o = &self.options;
         let first = index * CHUNK;
         let last = (first + CHUNK).min(o.count);

@@ -8,7 +8,7 @@ use jobq::Client;
 use super::{GlobalOptions, client_broker};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -31,7 +31,7 @@ enum Action {
     Purge,
 }
 
-pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(client_broker(global).await?);
     match args.action {
         Action::List { limit } => {

@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use jobq::{Client, MemoryBroker};
+use jobq::{Broker, Client};
 use posts_seed::{DEFAULT_RAW_DIR, SeedOptions, seed};
-use posts_worker::{Service, ServiceBroker};
+use posts_worker::Service;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{BrokerKind, GlobalOptions, connect_redis, open_posts_env};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// How long to wait for each task's result, in seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -30,7 +30,7 @@ const DEMO_QUERY: &str =
     "SELECT platform, post_blob FROM posts WHERE created_at BETWEEN '2017-05-31' AND '2017-06-01'";
 const DEMO_RESULT_KEY: &str = "my_worker:demo:top_named_entities";
 
-pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let timeout = Duration::from_secs(args.timeout);
     if !global.db.exists() {
         println!(
@@ -42,7 +42,7 @@ pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode>
     }
     let env = open_posts_env(global)?;
     let broker = demo_broker(global).await?;
-    let client = broker.client();
+    let client = Client::new(broker.clone());
 
     // The demo sends its jobs itself, so the service runs no scheduler.
     let service = Service::new(env, broker).without_scheduler();
@@ -69,10 +69,10 @@ fn sample_raw_dir() -> PathBuf {
 }
 
 /// Redis when one answers (unless `--broker memory`), else the in-memory broker.
-async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<ServiceBroker> {
+async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<Broker> {
     if global.broker == Some(BrokerKind::Memory) {
         println!("Broker: in-memory (--broker memory).\n");
-        return Ok(MemoryBroker::try_new(&global.namespace)?.into());
+        return Ok(Broker::memory(&global.namespace)?);
     }
     match connect_redis(global).await {
         Ok(redis) => {
@@ -80,12 +80,12 @@ async fn demo_broker(global: &GlobalOptions) -> anyhow::Result<ServiceBroker> {
                 "Broker: Redis at {} (namespace {}).\n",
                 global.redis_url, global.namespace
             );
-            Ok(redis.into())
+            Ok(redis)
         }
         Err(err) if global.broker == Some(BrokerKind::Redis) => Err(err),
         Err(err) => {
             println!("Broker: in-memory (no Redis: {err:#}).\n");
-            Ok(MemoryBroker::try_new(&global.namespace)?.into())
+            Ok(Broker::memory(&global.namespace)?)
         }
     }
 }

@@ -9,9 +9,9 @@ use anyhow::Context as _;
 use posts_entities::EntityExtractor;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub(crate) struct Args {}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+pub(super) fn run(_args: Args) -> anyhow::Result<ExitCode> {
     let extractor = posts_entities::default_extractor();
     let stdin = std::io::stdin().lock();
     let mut out = BufWriter::new(std::io::stdout().lock());

@@ -7,7 +7,7 @@ use jobq::Client;
 use super::{GlobalOptions, client_broker};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The Redis key, e.g. `my_worker:scheduled:top_named_entities`.
     key: String,
     /// Delete the key after printing it.
@@ -15,7 +15,7 @@ pub struct Args {
     delete: bool,
 }
 
-pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(client_broker(global).await?);
     let Some(value) = client.get_key(&args.key).await? else {
         eprintln!(

@@ -19,14 +19,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use jobq::{Broker as _, MemoryBroker, RedisBroker};
-use posts_worker::ServiceBroker;
+use jobq::Broker;
 use tracing_subscriber::EnvFilter;
 
 /// Background analytics over social-media post history: a jobq worker for the posts DB.
 #[derive(Parser)]
 #[command(name = "posts-worker", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalOptions,
     #[command(subcommand)]
@@ -35,7 +34,7 @@ pub struct Cli {
 
 /// Options every subcommand accepts.
 #[derive(clap::Args, Clone)]
-pub struct GlobalOptions {
+pub(crate) struct GlobalOptions {
     /// Redis URL (`redis://` or `rediss://`, password in the URL).
     #[arg(
         long,
@@ -61,13 +60,13 @@ pub struct GlobalOptions {
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
-pub enum BrokerKind {
+pub(crate) enum BrokerKind {
     Redis,
     Memory,
 }
 
 #[derive(Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the worker and the scheduler (the default).
     Run(run::Args),
     /// Enqueue a task, like Celery's `.delay()`.
@@ -87,7 +86,7 @@ pub enum Command {
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
-pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     match cli
         .command
@@ -107,7 +106,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Logs go to stderr; `RUST_LOG` overrides the level. Long-running commands log at
 /// `info`, client commands only warn so their stdout stays machine-readable. Colour codes
 /// only go to a terminal, so a log file or a pipe gets plain text.
-pub fn init_tracing(command: Option<&Command>) {
+pub(crate) fn init_tracing(command: Option<&Command>) {
     let default = match command {
         None | Some(Command::Run(_)) => "info",
         Some(_) => "warn",
@@ -127,12 +126,12 @@ const REDIS_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Connects to the Redis broker and checks that it answers, with a one-line error that
 /// says what to do when it does not.
-async fn connect_redis(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker>> {
-    let broker = RedisBroker::connect(&global.redis_url, &global.namespace)
+async fn connect_redis(global: &GlobalOptions) -> anyhow::Result<Broker> {
+    let broker = Broker::redis(&global.redis_url, &global.namespace)
         .await
         .with_context(|| format!("cannot use Redis URL {}", global.redis_url))?;
     match tokio::time::timeout(REDIS_PROBE_TIMEOUT, broker.ping()).await {
-        Ok(Ok(())) => Ok(Arc::new(broker)),
+        Ok(Ok(())) => Ok(broker),
         Ok(Err(err)) => Err(unreachable_redis(global, &err.to_string())),
         Err(_) => Err(unreachable_redis(
             global,
@@ -150,7 +149,7 @@ fn unreachable_redis(global: &GlobalOptions, reason: &str) -> anyhow::Error {
 
 /// The broker a client command talks to. The memory broker lives inside one process, so
 /// commands that talk to a worker elsewhere need Redis.
-async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker>> {
+async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Broker> {
     if global.broker == Some(BrokerKind::Memory) {
         anyhow::bail!(
             "--broker memory keeps jobs inside one process, so this command cannot reach a worker; use Redis, or `posts-worker demo` to try the tasks in-process"
@@ -159,17 +158,18 @@ async fn client_broker(global: &GlobalOptions) -> anyhow::Result<Arc<RedisBroker
     connect_redis(global).await
 }
 
-/// The broker a worker process uses: Redis unless `--broker memory` was asked for.
-async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<ServiceBroker> {
+/// The broker a worker process uses (its scheduler keeps its schedules there too): Redis
+/// unless `--broker memory` was asked for.
+async fn worker_broker(global: &GlobalOptions) -> anyhow::Result<Broker> {
     match global.broker {
         Some(BrokerKind::Memory) => {
-            let broker = MemoryBroker::try_new(&global.namespace)?;
+            let broker = Broker::memory(&global.namespace)?;
             tracing::warn!(
                 "memory broker: only this process's scheduler can enqueue jobs, and results stay in this process"
             );
-            Ok(broker.into())
+            Ok(broker)
         }
-        _ => Ok(connect_redis(global).await?.into()),
+        _ => connect_redis(global).await,
     }
 }
 

@@ -10,7 +10,7 @@ use posts_worker::Service;
 use super::{GlobalOptions, open_posts_env, signal, worker_broker};
 
 #[derive(clap::Args, Default)]
-pub struct Args {
+pub(crate) struct Args {
     /// Jobs in flight at once (default: the number of cores).
     #[arg(long, env = "POSTS_WORKER_CONCURRENCY")]
     concurrency: Option<usize>,
@@ -22,8 +22,9 @@ pub struct Args {
     schedules: Option<PathBuf>,
 }
 
-pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let env = open_posts_env(global)?;
+
     let mut config = WorkerConfig::default();
     if let Some(concurrency) = args.concurrency {
         anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1, got 0");

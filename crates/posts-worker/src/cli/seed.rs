@@ -9,7 +9,7 @@ use posts_seed::{SeedOptions, seed};
 use super::GlobalOptions;
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Directory holding facebook.csv, reddit.csv, twitter.json and *.jsonl.
     #[arg(long, default_value = posts_seed::DEFAULT_RAW_DIR)]
     raw_dir: PathBuf,
@@ -18,7 +18,7 @@ pub struct Args {
     if_missing: bool,
 }
 
-pub fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+pub(super) fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     if args.if_missing && global.db.exists() {
         println!("{} exists; nothing to do", global.db.display());
         return Ok(ExitCode::SUCCESS);

@@ -8,7 +8,8 @@ const EXIT_INTERRUPTED: i32 = 130;
 
 /// Resolves on the first SIGINT or SIGTERM, after arranging that the next one exits the
 /// process with status 130.
-pub async fn shutdown_requested() {
+#[allow(clippy::exit)] // the binary's own choice; the library never exits
+pub(super) async fn shutdown_requested() {
     let mut signals = match Signals::listen() {
         Ok(signals) => signals,
         Err(error) => {

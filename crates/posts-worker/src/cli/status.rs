@@ -10,17 +10,17 @@ use serde_json::json;
 use super::{GlobalOptions, client_broker};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let broker = client_broker(global).await?;
     let client = Client::new(broker.clone());
     let stats = client.stats().await?;
-    let schedules = jobq::scheduler::list(&*broker).await?;
+    let schedules = jobq::scheduler::list(&broker).await?;
     if args.json {
         println!(
             "{}",

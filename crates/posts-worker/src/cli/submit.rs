@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::{GlobalOptions, client_broker};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Task name, e.g. `substring_matches_by_platform`.
     task: String,
     /// Positional arguments: each is parsed as JSON when it is valid JSON, else taken as a
@@ -27,7 +27,7 @@ pub struct Args {
 /// Exit code when `--wait` ran out before the result arrived.
 const EXIT_TIMEOUT: u8 = 2;
 
-pub async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let wait = args.wait.map(wait_duration).transpose()?;
     let client = Client::new(client_broker(global).await?);
     let positional: Vec<Value> = args.args.iter().map(|arg| parse_arg(arg)).collect();

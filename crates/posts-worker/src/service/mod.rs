@@ -2,18 +2,15 @@
 //! the host's shutdown future resolves. The `posts-worker run` command is this type plus
 //! signal handling; a host service embeds it the same way.
 
-mod broker;
-
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use jobq::scheduler::{ScheduleError, ScheduleSpec};
-use jobq::{App, WorkerConfig};
+use jobq::scheduler::{ScheduleError, ScheduleSpec, Scheduler};
+use jobq::{App, Broker, Worker, WorkerConfig};
 use posts_store::read::ReadError;
 use tokio_util::sync::CancellationToken;
 
-pub use self::broker::ServiceBroker;
 use crate::schedules;
 use crate::tasks::{self, PostsData};
 
@@ -24,7 +21,7 @@ use crate::tasks::{self, PostsData};
 /// # async fn host() -> Result<(), Box<dyn std::error::Error>> {
 /// use posts_worker::Service;
 ///
-/// let broker = jobq::RedisBroker::connect("redis://127.0.0.1:6379/0", "posts").await?;
+/// let broker = jobq::Broker::redis("redis://127.0.0.1:6379/0", "posts").await?;
 /// let mut config = jobq::WorkerConfig::default();
 /// config.concurrency = 4;
 /// let service = Service::open("sample_data/sample_posts.db", broker)?.with_worker_config(config);
@@ -42,7 +39,7 @@ use crate::tasks::{self, PostsData};
 #[derive(Debug)]
 pub struct Service {
     posts: Arc<PostsData>,
-    broker: ServiceBroker,
+    broker: Broker,
     worker_config: WorkerConfig,
     schedules: Schedules,
 }
@@ -57,13 +54,13 @@ enum Schedules {
 }
 
 impl Service {
-    /// A service for the tasks over `posts`, on `broker` (a [`jobq::RedisBroker`] or
-    /// [`jobq::MemoryBroker`]), with [`WorkerConfig::default`] and the built-in schedule of
-    /// [`schedules::DEFAULT_SCHEDULES`].
-    pub fn new(posts: Arc<PostsData>, broker: impl Into<ServiceBroker>) -> Self {
+    /// A service for the tasks over `posts`, on `broker`, with [`WorkerConfig::default`]
+    /// and the built-in schedule of [`schedules::DEFAULT_SCHEDULES`]. The scheduler keeps
+    /// its schedules in the same broker.
+    pub fn new(posts: Arc<PostsData>, broker: Broker) -> Self {
         Self {
             posts,
-            broker: broker.into(),
+            broker,
             worker_config: WorkerConfig::default(),
             schedules: Schedules::Default,
         }
@@ -74,10 +71,7 @@ impl Service {
     ///
     /// # Errors
     /// [`ServiceError::Posts`] when `db` is missing or is not a usable posts database.
-    pub fn open(
-        db: impl AsRef<Path>,
-        broker: impl Into<ServiceBroker>,
-    ) -> Result<Self, ServiceError> {
+    pub fn open(db: impl AsRef<Path>, broker: Broker) -> Result<Self, ServiceError> {
         let posts = PostsData::open(db.as_ref())?;
         Ok(Self::new(Arc::new(posts), broker))
     }
@@ -101,9 +95,9 @@ impl Service {
         self
     }
 
-    /// The broker the service runs on; its [`client`](ServiceBroker::client) sends jobs to
-    /// this service's worker.
-    pub fn broker(&self) -> &ServiceBroker {
+    /// The broker the service runs on: a [`jobq::Client`] on it sends jobs to this
+    /// service's worker.
+    pub fn broker(&self) -> &Broker {
         &self.broker
     }
 
@@ -123,9 +117,9 @@ impl Service {
         };
         let mut app = App::new();
         tasks::register(&mut app, self.posts);
-        let worker = self.broker.worker(app, self.worker_config);
+        let worker = Worker::new(app, self.broker.clone(), self.worker_config);
         let scheduler = match specs {
-            Some(specs) => Some(self.broker.scheduler(specs).await?),
+            Some(specs) => Some(Scheduler::new(self.broker, specs).await?),
             None => None,
         };
         tracing::info!(

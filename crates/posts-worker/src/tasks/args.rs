@@ -56,7 +56,7 @@ fn matches_shape(value: &str, shape: &str) -> bool {
 }
 
 /// Checks the `k` of `count_top_named_entities` and converts it to a count.
-pub fn check_top_k(k: i64) -> Result<usize, PostsTaskError> {
+pub(super) fn check_top_k(k: i64) -> Result<usize, PostsTaskError> {
     if k < 1 {
         return Err(PostsTaskError::invalid(
             "k",

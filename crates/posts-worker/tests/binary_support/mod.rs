@@ -13,19 +13,19 @@ use redis_harness::{TestRedis, unique_namespace};
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_posts-worker");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_posts-worker");
 
 /// How long a worker gets to register, and a stopped worker to exit. Generous: the
 /// machine may be shared and busy; the tests never measure time, they only wait.
-pub const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The repository's `sample_data/raw` directory.
-pub fn sample_raw_dir() -> PathBuf {
+pub(crate) fn sample_raw_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sample_data/raw")
 }
 
 /// A posts DB seeded from the sample data in a temp dir, a Redis and a namespace of its own.
-pub struct Deployment {
+pub(crate) struct Deployment {
     dir: TempDir,
     pub db: PathBuf,
     pub redis_url: String,
@@ -34,7 +34,7 @@ pub struct Deployment {
 
 impl Deployment {
     /// Seeds `sample_data/raw` into a fresh DB with `posts-worker --db DB seed`.
-    pub fn seeded(prefix: &str) -> Deployment {
+    pub(crate) fn seeded(prefix: &str) -> Deployment {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("posts.db");
         let redis = TestRedis::shared().unwrap_or_else(|e| panic!("{e}"));
@@ -51,13 +51,13 @@ impl Deployment {
     }
 
     /// A file path inside the deployment's temp dir.
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// `posts-worker` with this deployment's DB, Redis and namespace given as flags, and
     /// none of the environment variables that could override the test's choices.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         command
             .arg("--db")
@@ -73,7 +73,7 @@ impl Deployment {
     }
 
     /// Runs a client command to completion.
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command(args)
             .stdin(Stdio::null())
             .output()
@@ -81,19 +81,19 @@ impl Deployment {
     }
 
     /// Runs a client command that must exit 0 and print one JSON value.
-    pub fn run_json(&self, args: &[&str]) -> Value {
+    pub(crate) fn run_json(&self, args: &[&str]) -> Value {
         let out = self.run(args);
         assert_success(&out, &format!("posts-worker {args:?}"));
         json(&out.stdout)
     }
 
     /// `posts-worker status --json`.
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         self.run_json(&["status", "--json"])
     }
 
     /// Starts `posts-worker run ARGS` in the background, logging to a file in the temp dir.
-    pub fn start_run(&self, name: &str, args: &[&str]) -> RunProcess {
+    pub(crate) fn start_run(&self, name: &str, args: &[&str]) -> RunProcess {
         let log = self.path(&format!("{name}.log"));
         let log_file = File::create(&log).expect("worker log file");
         let child = self
@@ -114,7 +114,7 @@ impl Deployment {
     }
 
     /// Polls `status --json` until `done` holds for it, and returns that status.
-    pub fn wait_for_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_for_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + PROCESS_DEADLINE;
         loop {
             let status = self.status();
@@ -130,7 +130,7 @@ impl Deployment {
     }
 
     /// Waits until `n` workers heartbeat in the namespace.
-    pub fn wait_for_workers(&self, n: u64) {
+    pub(crate) fn wait_for_workers(&self, n: u64) {
         self.wait_for_status(&format!("{n} live workers"), |status| {
             status["stats"]["workers"].as_u64() >= Some(n)
         });
@@ -138,7 +138,7 @@ impl Deployment {
 }
 
 /// A `posts-worker run` process; killed if the test ends without stopping it.
-pub struct RunProcess {
+pub(crate) struct RunProcess {
     name: String,
     child: Option<Child>,
     log: PathBuf,
@@ -146,12 +146,12 @@ pub struct RunProcess {
 
 impl RunProcess {
     /// What the process logged so far, for failure messages.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
-    pub fn terminate(mut self) -> ExitStatus {
+    pub(crate) fn terminate(mut self) -> ExitStatus {
         let child = self.child.as_mut().expect("the process is running");
         let pid = child.id().to_string();
         let sent = Command::new("kill")
@@ -180,7 +180,7 @@ impl RunProcess {
     }
 
     /// SIGTERM, then the exit status must be 0.
-    pub fn terminate_cleanly(self) {
+    pub(crate) fn terminate_cleanly(self) {
         let name = self.name.clone();
         let log = self.log.clone();
         let status = self.terminate();
@@ -203,7 +203,7 @@ impl Drop for RunProcess {
 }
 
 /// Panics with the command's output unless it exited 0.
-pub fn assert_success(out: &Output, what: &str) {
+pub(crate) fn assert_success(out: &Output, what: &str) {
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -214,7 +214,7 @@ pub fn assert_success(out: &Output, what: &str) {
 }
 
 /// Parses command output as JSON, showing it when it is not.
-pub fn json(bytes: &[u8]) -> Value {
+pub(crate) fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
 }

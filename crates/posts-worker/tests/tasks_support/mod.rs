@@ -16,12 +16,12 @@ use rusqlite::Connection;
 
 /// Which schema a test database uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
+pub(crate) enum Variant {
     TextId,
     IntegerId,
 }
 
-pub const VARIANTS: [Variant; 2] = [Variant::TextId, Variant::IntegerId];
+pub(crate) const VARIANTS: [Variant; 2] = [Variant::TextId, Variant::IntegerId];
 
 impl Variant {
     fn schema(self) -> SchemaVariant {
@@ -34,14 +34,14 @@ impl Variant {
 
 /// One row to insert.
 #[derive(Debug, Clone)]
-pub struct Post {
+pub(crate) struct Post {
     pub platform: Option<String>,
     pub created_at: String,
     pub blob: Option<String>,
 }
 
 /// A post whose blob is a ContentItem-shaped JSON object with `text`.
-pub fn post(platform: &str, created_at: &str, text: &str) -> Post {
+pub(crate) fn post(platform: &str, created_at: &str, text: &str) -> Post {
     let blob = serde_json::json!({
         "id": format!("{platform}-{created_at}"),
         "post_id": null,
@@ -62,7 +62,7 @@ pub fn post(platform: &str, created_at: &str, text: &str) -> Post {
 }
 
 /// A post with a raw blob (or none).
-pub fn raw_post(platform: Option<&str>, created_at: &str, blob: Option<&str>) -> Post {
+pub(crate) fn raw_post(platform: Option<&str>, created_at: &str, blob: Option<&str>) -> Post {
     Post {
         platform: platform.map(str::to_owned),
         created_at: created_at.to_owned(),
@@ -72,7 +72,7 @@ pub fn raw_post(platform: Option<&str>, created_at: &str, blob: Option<&str>) ->
 
 /// A posts database with `posts` in a fresh temporary directory (deleted with the
 /// returned handle).
-pub fn temp_db(variant: Variant, posts: &[Post]) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn temp_db(variant: Variant, posts: &[Post]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("posts.db");
     make_db(&path, variant, posts);
@@ -80,7 +80,7 @@ pub fn temp_db(variant: Variant, posts: &[Post]) -> (tempfile::TempDir, PathBuf)
 }
 
 /// Creates a posts database at `path` with `posts` (indexed like the seed).
-pub fn make_db(path: &Path, variant: Variant, posts: &[Post]) {
+pub(crate) fn make_db(path: &Path, variant: Variant, posts: &[Post]) {
     let mut conn = Connection::open(path).unwrap();
     create_posts_table_variant(&conn, variant.schema()).unwrap();
     let tx = conn.transaction().unwrap();
@@ -107,7 +107,7 @@ pub fn make_db(path: &Path, variant: Variant, posts: &[Post]) {
 /// Capitalised words (with a trailing `'s` dropped) are the entities; enough to test
 /// counting without depending on the real extractor's rules.
 #[derive(Debug, Default)]
-pub struct CapitalisedWords;
+pub(crate) struct CapitalisedWords;
 
 impl EntityExtractor for CapitalisedWords {
     fn extract(&self, text: &str) -> Vec<Entity> {
@@ -123,7 +123,7 @@ impl EntityExtractor for CapitalisedWords {
 }
 
 /// Shared task data on `path` with the test extractor.
-pub fn posts_data_with(path: &Path, limits: Limits) -> Arc<PostsData> {
+pub(crate) fn posts_data_with(path: &Path, limits: Limits) -> Arc<PostsData> {
     Arc::new(PostsData::new(
         ReadPool::open(path).unwrap(),
         Arc::new(CapitalisedWords),
@@ -132,12 +132,12 @@ pub fn posts_data_with(path: &Path, limits: Limits) -> Arc<PostsData> {
 }
 
 /// Shared task data on `path` with the test extractor and default limits.
-pub fn posts_data(path: &Path) -> Arc<PostsData> {
+pub(crate) fn posts_data(path: &Path) -> Arc<PostsData> {
     posts_data_with(path, Limits::default())
 }
 
 /// The posts the examples talk about, around the 2017-05-31 .. 2017-06-01 range.
-pub fn sample_posts() -> Vec<Post> {
+pub(crate) fn sample_posts() -> Vec<Post> {
     vec![
         post("twitter", "2017-05-31 09:00:00", "Trump's speech in Ohio"),
         post("twitter", "2017-05-31 10:00:00", "nothing to see"),
@@ -167,13 +167,13 @@ pub fn sample_posts() -> Vec<Post> {
 
 /// Rows of the synthetic database: enough that a whole-range scan takes well over the
 /// 200 ms time limits the tests use, even in a release build.
-pub const SYNTHETIC_ROWS: u64 = 500_000;
+pub(crate) const SYNTHETIC_ROWS: u64 = 500_000;
 
 /// A synthetic posts database of [`SYNTHETIC_ROWS`] rows over 2017 (the seed generator's
 /// fixed seed, so always the same rows). Built at most once per test binary, and kept in
 /// cargo's target tmp directory so later runs reuse it; a build goes to a temporary name
 /// first, so an interrupted one is never mistaken for a finished database.
-pub fn synthetic_db() -> &'static Path {
+pub(crate) fn synthetic_db() -> &'static Path {
     static DB: OnceLock<PathBuf> = OnceLock::new();
     DB.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
