@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use posts_model::{ContentItem, ContentType, Platform, Timestamp};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Statement, params_from_iter};
 
 use crate::schema::{self, SchemaVariant};
 use crate::{SqliteContext, StoreError};
@@ -316,25 +316,63 @@ impl PostsWriter {
     }
 }
 
-/// Inserts `rows` through one prepared statement; returns how many there were.
+/// Inserts `rows`, [`ROWS_PER_INSERT`] per statement; returns how many there were.
 fn insert_rows<'r>(
     conn: &Connection,
     path: &Path,
     upsert: bool,
     rows: impl IntoIterator<Item = PostRowRef<'r>>,
 ) -> Result<u64, StoreError> {
-    let shown = || path.display().to_string();
-    let sql = if upsert {
-        "INSERT OR REPLACE INTO posts (id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-    } else {
-        "INSERT INTO posts (id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    let prepare = |rows: usize| {
+        conn.prepare_cached(&insert_sql(upsert, rows))
+            .doing(|| format!("preparing the insert into {}", path.display()))
     };
-    let mut stmt = conn
-        .prepare_cached(sql)
-        .doing(|| format!("preparing the insert into {}", shown()))?;
+    let mut full = prepare(ROWS_PER_INSERT)?;
+    let mut group = Vec::with_capacity(ROWS_PER_INSERT);
     let mut written = 0;
     for row in rows {
-        stmt.execute((
+        group.push(row);
+        if group.len() == ROWS_PER_INSERT {
+            insert_group(&mut full, &group, path)?;
+            written += group.len() as u64;
+            group.clear();
+        }
+    }
+    if !group.is_empty() {
+        let mut tail = prepare(group.len())?;
+        insert_group(&mut tail, &group, path)?;
+        written += group.len() as u64;
+    }
+    Ok(written)
+}
+
+/// Rows per `INSERT` statement. What SQLite does once per statement (binding, opening
+/// cursors on the table and the primary-key index, which then stay where the last row
+/// went) is shared by the rows: 8 rows a statement cut the writer's time per row by
+/// about a quarter on synthetic loads; longer statements gained nothing more.
+const ROWS_PER_INSERT: usize = 8;
+
+/// `INSERT` (or, to upsert, `INSERT OR REPLACE`) of `rows` rows.
+fn insert_sql(upsert: bool, rows: usize) -> String {
+    let verb = if upsert {
+        "INSERT OR REPLACE"
+    } else {
+        "INSERT"
+    };
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; rows].join(", ");
+    format!(
+        "{verb} INTO posts (id, session_timestamp, session_user_id, platform, type, author_name_hash, created_at, post_blob) VALUES {values}"
+    )
+}
+
+/// Runs `stmt`, an insert of exactly `group.len()` rows, on `group`.
+fn insert_group(
+    stmt: &mut Statement<'_>,
+    group: &[PostRowRef<'_>],
+    path: &Path,
+) -> Result<(), StoreError> {
+    let values = group.iter().flat_map(|row| {
+        [
             row.id,
             row.session_timestamp,
             row.session_user_id,
@@ -343,11 +381,13 @@ fn insert_rows<'r>(
             row.author_name_hash,
             row.created_at,
             row.post_blob,
-        ))
-        .doing(|| format!("inserting post {:?} into {}", row.id, shown()))?;
-        written += 1;
-    }
-    Ok(written)
+        ]
+    });
+    stmt.execute(params_from_iter(values)).doing(|| {
+        let ids: Vec<&str> = group.iter().map(|row| row.id).collect();
+        format!("inserting posts {ids:?} into {}", path.display())
+    })?;
+    Ok(())
 }
 
 /// Prepares an unjournaled load ([`Commit::Unjournaled`]) and says how the writer must
