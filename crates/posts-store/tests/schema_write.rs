@@ -222,6 +222,49 @@ fn upsert_replaces_by_id_and_adds_new_rows() {
     assert_eq!(blobs(&path), expected);
 }
 
+/// The writer sends several rows per statement: a batch that is not a multiple of that
+/// must still land whole and in the order given, and an id repeated within one upsert
+/// batch keeps its last version.
+#[test]
+fn big_batches_keep_every_row_in_order_and_the_last_upsert_wins() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("posts.db");
+    let load = |mode, rows: &[(String, &str)]| {
+        let mut writer = PostsWriter::open(&path, mode, Commit::AllOrNothing)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_batch_rows(100);
+        for (id, blob) in rows {
+            writer.push(row(id, blob)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        writer.finish().unwrap_or_else(|e| panic!("{e}"))
+    };
+    // Descending ids, so row order and id order differ.
+    let ids: Vec<String> = (0..19).rev().map(|i| format!("r{i:02}")).collect();
+    let first: Vec<(String, &str)> = ids.iter().map(|id| (id.clone(), "first")).collect();
+    assert_eq!(load(WriteMode::Create, &first), 19);
+    let in_row_order: Vec<String> = open(&path)
+        .prepare("SELECT id FROM posts ORDER BY rowid")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(in_row_order, ids);
+
+    let again = [
+        ("r03".to_owned(), "second"),
+        ("r20".to_owned(), "new"),
+        ("r03".to_owned(), "third"),
+    ];
+    assert_eq!(load(WriteMode::Upsert, &again), 3);
+    let mut expected: Vec<(String, String)> = (0..19)
+        .map(|i| format!("r{i:02}"))
+        .map(|id| {
+            let blob = if id == "r03" { "third" } else { "first" };
+            (id, blob.to_owned())
+        })
+        .collect();
+    expected.push(("r20".to_owned(), "new".to_owned()));
+    assert_eq!(blobs(&path), expected);
+}
+
 #[test]
 fn drop_table_starts_afresh() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
