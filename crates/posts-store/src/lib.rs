@@ -22,6 +22,7 @@ pub const DEFAULT_DB_PATH: &str = "sample_data/sample_posts.db";
 
 /// Errors of the schema and write paths.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// SQLite refused an operation.
     #[error("SQLite error while {action}: {source}")]

@@ -15,6 +15,7 @@ pub(crate) type ReadConnection = r2d2::PooledConnection<SqliteConnectionManager>
 
 /// Settings of a [`ReadPool`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ReadPoolOptions {
     /// Most connections open at once; parallel scans use one per part in flight.
     pub max_size: u32,
