@@ -7,7 +7,7 @@ mod tasks_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobq::{App, AsyncResult, Broker, Client, Worker, WorkerConfig};
+use jobq::{App, AsyncResult, Broker};
 use posts_worker::tasks::{
     CancelToken, count_top_named_entities, register, substring_matches_by_platform,
 };
@@ -58,58 +58,48 @@ async fn concurrent_scans_match_single_runs_without_pool_timeouts() {
     let mut app = App::new();
     register(&mut app, Arc::clone(&data));
     let broker = Broker::memory("tasks-contention").expect("a valid namespace");
-    let mut config = WorkerConfig::default();
-    config.heartbeat_interval = Duration::from_millis(500);
-    config.grace_period = Duration::from_secs(5);
-    let worker = Worker::new(app, broker.clone(), config);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let client = Client::new(broker);
-
-    let mut substring: Vec<AsyncResult<Value>> = Vec::new();
-    let mut entities: Vec<(AsyncResult<Value>, String)> = Vec::new();
-    let mut counts: Vec<AsyncResult<Value>> = Vec::new();
-    for (i, (from, to)) in RANGES.into_iter().enumerate() {
-        substring.push(
-            client
-                .delay("substring_matches_by_platform", json!(["trump", from, to]))
-                .await
-                .unwrap(),
-        );
-        if let Some((from, to)) = ENTITY_RANGES.get(i) {
-            let key = format!("tasks-contention:{}:{i}", std::process::id());
-            let sent = client
-                .delay("count_top_named_entities", json!([10, from, to, key]))
-                .await
-                .unwrap();
-            entities.push((sent, key));
+    with_worker(app, broker, None, |client| async move {
+        let mut substring: Vec<AsyncResult<Value>> = Vec::new();
+        let mut entities: Vec<(AsyncResult<Value>, String)> = Vec::new();
+        let mut counts: Vec<AsyncResult<Value>> = Vec::new();
+        for (i, (from, to)) in RANGES.into_iter().enumerate() {
+            substring.push(
+                client
+                    .delay("substring_matches_by_platform", json!(["trump", from, to]))
+                    .await
+                    .unwrap(),
+            );
+            if let Some((from, to)) = ENTITY_RANGES.get(i) {
+                let key = format!("tasks-contention:{}:{i}", std::process::id());
+                let sent = client
+                    .delay("count_top_named_entities", json!([10, from, to, key]))
+                    .await
+                    .unwrap();
+                entities.push((sent, key));
+            }
+            counts.push(
+                client
+                    .delay("query_posts_db", json!(["SELECT count(*) FROM posts"]))
+                    .await
+                    .unwrap(),
+            );
         }
-        counts.push(
-            client
-                .delay("query_posts_db", json!(["SELECT count(*) FROM posts"]))
-                .await
-                .unwrap(),
-        );
-    }
 
-    for (sent, alone) in substring.into_iter().zip(&alone_substring) {
-        let got = sent.get(WAIT).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(&got, alone);
-    }
-    for ((sent, key), alone) in entities.into_iter().zip(&alone_entities) {
-        let done = sent.get(WAIT).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(done, json!(true));
-        let stored: Value =
-            serde_json::from_str(&client.get_key(&key).await.unwrap().unwrap()).unwrap();
-        assert_eq!(&stored["top_named_entities"], alone, "{key}");
-    }
-    for sent in counts {
-        let got = sent.get(WAIT).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(got, json!([[SYNTHETIC_ROWS]]));
-    }
-
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+        for (sent, alone) in substring.into_iter().zip(&alone_substring) {
+            let got = sent.get(WAIT).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&got, alone);
+        }
+        for ((sent, key), alone) in entities.into_iter().zip(&alone_entities) {
+            let done = sent.get(WAIT).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(done, json!(true));
+            let stored: Value =
+                serde_json::from_str(&client.get_key(&key).await.unwrap().unwrap()).unwrap();
+            assert_eq!(&stored["top_named_entities"], alone, "{key}");
+        }
+        for sent in counts {
+            let got = sent.get(WAIT).await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got, json!([[SYNTHETIC_ROWS]]));
+        }
+    })
+    .await;
 }

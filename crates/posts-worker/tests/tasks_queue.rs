@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobq::{App, Broker, Client, Error, SendOptions, TaskFailure};
-use jobq::{Worker, WorkerConfig};
 use posts_worker::tasks::{PostsData, register};
 use serde_json::{Value, json};
 use tasks_support::*;
@@ -17,27 +16,14 @@ use tasks_support::*;
 const WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `body` with a client while a worker with the posts tasks consumes `broker`.
-async fn with_worker<F, Fut>(broker: Broker, data: Arc<PostsData>, body: F)
+async fn with_posts_worker<F, Fut>(broker: Broker, data: Arc<PostsData>, body: F)
 where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = ()>,
 {
     let mut app = App::new();
     register(&mut app, data);
-    let worker = Worker::new(app, broker.clone(), {
-        let mut config = WorkerConfig::default();
-        config.concurrency = 2;
-        config.heartbeat_interval = Duration::from_millis(500);
-        config.grace_period = Duration::from_secs(5);
-        config
-    });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run_until(async move {
-        let _ = stopped.await;
-    }));
-    body(Client::new(broker)).await;
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
+    with_worker(app, broker, Some(2), body).await;
 }
 
 async fn run(client: &Client, task: &str, args: Value) -> Value {
@@ -251,7 +237,7 @@ async fn tasks_through_the_memory_broker() {
     for variant in VARIANTS {
         let (_dir, path) = temp_db(variant, &sample_posts());
         let broker = Broker::memory("posts-tasks").unwrap();
-        with_worker(broker, posts_data(&path), |client| exercise(client, &path)).await;
+        with_posts_worker(broker, posts_data(&path), |client| exercise(client, &path)).await;
     }
 }
 
@@ -262,6 +248,6 @@ async fn tasks_through_redis() {
         let (_dir, path) = temp_db(variant, &sample_posts());
         let namespace = redis_harness::unique_namespace("tasks");
         let broker = Broker::redis(redis.url(), &namespace).await.unwrap();
-        with_worker(broker, posts_data(&path), |client| exercise(client, &path)).await;
+        with_posts_worker(broker, posts_data(&path), |client| exercise(client, &path)).await;
     }
 }

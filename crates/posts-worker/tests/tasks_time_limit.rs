@@ -5,13 +5,11 @@
 
 mod tasks_support;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobq::{App, Broker, Client, Error, SendOptions, TaskContext, TaskError, TaskFailure};
-use jobq::{Worker, WorkerConfig};
 use posts_worker::tasks::{CancelToken, PostsData, register, substring_matches_by_platform};
 use serde_json::{Value, json};
 use tasks_support::*;
@@ -115,27 +113,6 @@ fn app(data: &Arc<PostsData>, observed: &Arc<Observed>) -> App {
     app
 }
 
-/// Runs `body` with a client while a worker of [`CONCURRENCY`] runs `app`.
-async fn with_worker<F, Fut>(app: App, body: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let broker = Broker::memory("tasks-time-limit").expect("a valid namespace");
-    let mut config = WorkerConfig::default();
-    config.concurrency = CONCURRENCY;
-    config.heartbeat_interval = Duration::from_millis(500);
-    config.grace_period = Duration::from_secs(5);
-    let worker = Worker::new(app, broker.clone(), config);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run_until(async move {
-        let _ = stopped.await;
-    }));
-    body(Client::new(broker)).await;
-    let _ = stop.send(());
-    running.await.unwrap().unwrap();
-}
-
 fn limited() -> SendOptions {
     SendOptions::new().time_limit(LIMIT)
 }
@@ -167,7 +144,8 @@ async fn a_scan_past_its_time_limit_stops_and_the_worker_keeps_its_concurrency()
     let observed = Arc::new(Observed::default());
     let app = app(&data, &observed);
     let o = Arc::clone(&observed);
-    with_worker(app, |client| async move {
+    let broker = Broker::memory("tasks-time-limit").expect("a valid namespace");
+    with_worker(app, broker, Some(CONCURRENCY), |client| async move {
         // The registered task, mid-scan when its limit fires.
         let f = failure_of(
             &client,

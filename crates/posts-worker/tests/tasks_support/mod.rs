@@ -1,12 +1,16 @@
 //! Shared fixtures of the task tests: hand-made posts databases in both schema variants
 //! (built with `posts_store::schema`, which posts-store's `schema_write` test checks
-//! against the README's DDL), a large synthetic database built once, and a tiny
-//! deterministic entity extractor.
+//! against the README's DDL), a large synthetic database built once, a tiny
+//! deterministic entity extractor, and a worker running while a test body sends jobs.
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use jobq::{App, Broker, Client, Worker, WorkerConfig};
 
 use posts_entities::{Entity, EntityExtractor, Label};
 use posts_store::read::ReadPool;
@@ -196,4 +200,34 @@ fn seed_synthetic(path: &Path, rows: u64) {
     let mut options = SeedOptions::synthetic(path, SyntheticOptions::new(rows));
     options.mode = posts_store::write::WriteMode::DropTable;
     posts_seed::seed(&options, &mut |_| {}).unwrap();
+}
+
+/// Runs `body` with a client on `broker` while a worker with `concurrency` slots (the
+/// default when `None`) runs `app`, then stops the worker gracefully.
+pub(crate) async fn with_worker<F, Fut>(
+    app: App,
+    broker: Broker,
+    concurrency: Option<usize>,
+    body: F,
+) where
+    F: FnOnce(Client) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut config = WorkerConfig::default();
+    if let Some(concurrency) = concurrency {
+        config.concurrency = concurrency;
+    }
+    config.heartbeat_interval = Duration::from_millis(500);
+    config.grace_period = Duration::from_secs(5);
+    let worker = Worker::new(app, broker.clone(), config);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run_until(async move {
+        let _ = stopped.await;
+    }));
+    body(Client::new(broker)).await;
+    let _ = stop.send(());
+    running
+        .await
+        .expect("the worker task")
+        .expect("the worker stops cleanly");
 }
