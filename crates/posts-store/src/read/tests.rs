@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
@@ -13,6 +13,14 @@ use super::*;
 use crate::schema::{SchemaVariant as Variant, create_indexes};
 
 /// Creates a posts DB at `path` holding one post per `created_at` value.
+/// A posts database in a fresh temporary directory (kept alive by the returned guard).
+fn temp_db(variant: Variant, indexed: bool, created: &[String]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("posts.db");
+    make_db(&path, variant, indexed, created);
+    (dir, path)
+}
+
 fn make_db(path: &Path, variant: Variant, indexed: bool, created: &[String]) {
     let mut conn = Connection::open(path).unwrap();
     conn.execute_batch(variant.table_ddl()).unwrap();
@@ -119,9 +127,7 @@ fn a_file_that_is_not_a_database_is_refused_at_open() {
 
 #[test]
 fn writes_through_the_read_path_fail_and_leave_the_file_unchanged() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::TextId, true, &boundary_timestamps());
+    let (dir, path) = temp_db(Variant::TextId, true, &boundary_timestamps());
     let before = file_digest(&path);
     let pool = ReadPool::open(&path).unwrap();
     let conn = pool.get().unwrap();
@@ -162,9 +168,7 @@ fn writes_through_the_read_path_fail_and_leave_the_file_unchanged() {
 fn scan_uses_between_string_semantics_on_both_variants() {
     for variant in [Variant::TextId, Variant::AutoIncrementId] {
         for indexed in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("posts.db");
-            make_db(&path, variant, indexed, &boundary_timestamps());
+            let (_dir, path) = temp_db(variant, indexed, &boundary_timestamps());
             let pool = ReadPool::open(&path).unwrap();
             let got = scan_created_at(&pool, &CreatedAtRange::new("2017-05-31", "2017-06-01"));
             // '2017-06-01 00:00:05' > '2017-06-01' as text, so it is outside the range.
@@ -183,14 +187,7 @@ fn scan_uses_between_string_semantics_on_both_variants() {
 
 #[test]
 fn scan_streams_and_stops_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(
-        &path,
-        Variant::AutoIncrementId,
-        true,
-        &many_timestamps(5000),
-    );
+    let (_dir, path) = temp_db(Variant::AutoIncrementId, true, &many_timestamps(5000));
     let pool = ReadPool::open(&path).unwrap();
     let mut blobs = 0;
     let outcome = scan(
@@ -259,9 +256,7 @@ fn check_plan(pool: &ReadPool, range: &CreatedAtRange, parts: usize) -> ScanStra
 #[test]
 fn plans_cover_the_range_exactly_once() {
     for variant in [Variant::TextId, Variant::AutoIncrementId] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("posts.db");
-        make_db(&path, variant, true, &many_timestamps(30_000));
+        let (_dir, path) = temp_db(variant, true, &many_timestamps(30_000));
         let pool = ReadPool::open(&path).unwrap();
         let everything = CreatedAtRange::new("2017-05-01", "2017-06-01");
         assert_eq!(check_plan(&pool, &everything, 8), ScanStrategy::RowidSpans);
@@ -281,9 +276,7 @@ fn plans_cover_the_range_exactly_once() {
 
 #[test]
 fn plans_without_a_created_at_index_use_rowid_spans() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::TextId, false, &many_timestamps(10_000));
+    let (_dir, path) = temp_db(Variant::TextId, false, &many_timestamps(10_000));
     let pool = ReadPool::open(&path).unwrap();
     let week = CreatedAtRange::new("2017-05-03", "2017-05-07 23:59:59");
     assert_eq!(check_plan(&pool, &week, 3), ScanStrategy::RowidSpans);
@@ -335,9 +328,7 @@ fn fold_summary(
 
 #[test]
 fn parallel_fold_equals_a_sequential_scan_for_every_strategy() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::TextId, true, &many_timestamps(30_000));
+    let (_dir, path) = temp_db(Variant::TextId, true, &many_timestamps(30_000));
     let pool = ReadPool::open(&path).unwrap();
     for range in [
         CreatedAtRange::new("2017-05-01", "2017-06-01"),
@@ -364,9 +355,7 @@ fn parallel_fold_equals_a_sequential_scan_for_every_strategy() {
 
 #[test]
 fn a_cancelled_fold_stops_with_cancelled_and_leaves_the_pool_usable() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::TextId, true, &many_timestamps(30_000));
+    let (_dir, path) = temp_db(Variant::TextId, true, &many_timestamps(30_000));
     let pool = ReadPool::open(&path).unwrap();
     let range = CreatedAtRange::new("2017-05-01", "2017-06-01");
     let cancelled = CancelToken::new();
@@ -400,14 +389,7 @@ fn a_cancelled_fold_stops_with_cancelled_and_leaves_the_pool_usable() {
 
 #[test]
 fn folds_on_a_pool_smaller_than_the_thread_count_all_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(
-        &path,
-        Variant::AutoIncrementId,
-        true,
-        &many_timestamps(30_000),
-    );
+    let (_dir, path) = temp_db(Variant::AutoIncrementId, true, &many_timestamps(30_000));
     let pool = ReadPool::open_with(
         &path,
         ReadPoolOptions {
@@ -431,9 +413,7 @@ fn folds_on_a_pool_smaller_than_the_thread_count_all_finish() {
 
 #[test]
 fn query_json_rows_refusals_cap_and_sqlite_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::TextId, true, &boundary_timestamps());
+    let (_dir, path) = temp_db(Variant::TextId, true, &boundary_timestamps());
     let pool = ReadPool::open(&path).unwrap();
     let cancel = CancelToken::new();
     let rows = pool
@@ -482,9 +462,7 @@ fn query_json_rows_refusals_cap_and_sqlite_errors() {
 
 #[test]
 fn a_cancel_interrupts_a_query_inside_sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("posts.db");
-    make_db(&path, Variant::TextId, true, &boundary_timestamps());
+    let (_dir, path) = temp_db(Variant::TextId, true, &boundary_timestamps());
     let pool = ReadPool::open(&path).unwrap();
     let cancel = CancelToken::new();
     let err = std::thread::scope(|s| {
