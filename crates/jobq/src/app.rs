@@ -24,6 +24,8 @@ pub(crate) struct TaskEntry {
     pub(crate) handler: ErasedHandler,
     pub(crate) time_limit: Option<Duration>,
     pub(crate) retry: RetryPolicy,
+    /// The parameter names, in order (binding Celery's keyword arguments).
+    pub(crate) arg_names: Vec<&'static str>,
 }
 
 /// The task registry a [`Worker`](crate::Worker) runs.
@@ -67,6 +69,11 @@ impl App {
 
     pub(crate) fn get(&self, name: &str) -> Option<&TaskEntry> {
         self.tasks.get(name)
+    }
+
+    /// The parameter names of task `name`, in order.
+    pub(crate) fn arg_names(&self, name: &str) -> Option<&[&'static str]> {
+        self.tasks.get(name).map(|entry| entry.arg_names.as_slice())
     }
 }
 
@@ -142,7 +149,8 @@ impl<const N: usize> TaskBuilderWithArgs<'_, N> {
             }
             .boxed()
         });
-        self.register(erased);
+        let arg_names = names.to_vec();
+        self.register(erased, arg_names);
     }
 
     /// Registers a blocking (synchronous, possibly CPU-heavy) handler; it runs on tokio's
@@ -174,10 +182,11 @@ impl<const N: usize> TaskBuilderWithArgs<'_, N> {
             }
             .boxed()
         });
-        self.register(erased);
+        let arg_names = names.to_vec();
+        self.register(erased, arg_names);
     }
 
-    fn register(self, handler: ErasedHandler) {
+    fn register(self, handler: ErasedHandler, arg_names: Vec<&'static str>) {
         let TaskBuilder {
             app,
             name,
@@ -190,6 +199,7 @@ impl<const N: usize> TaskBuilderWithArgs<'_, N> {
                 handler,
                 time_limit,
                 retry,
+                arg_names,
             },
         );
     }

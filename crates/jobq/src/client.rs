@@ -249,6 +249,7 @@ impl Client {
                 result_ttl_ms: options.result_ttl.map(millis),
                 eta_ms: due_ms,
                 created_at_ms: now,
+                celery: None,
             };
             jobs.push(NewJob {
                 message,

@@ -90,6 +90,7 @@
 mod admin;
 mod app;
 mod broker;
+pub mod celery;
 mod client;
 mod error;
 mod message;

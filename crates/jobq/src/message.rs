@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::celery::CeleryContext;
 use crate::error::TaskFailure;
 
 /// A job's id (a UUID for jobs jobq sends); its result is stored under it.
@@ -156,6 +157,9 @@ pub struct JobMessage {
     /// When the job was first sent.
     #[serde(default)]
     pub created_at_ms: u64,
+    /// What a job from a Celery message needs besides (see [`crate::celery`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) celery: Option<Box<CeleryContext>>,
 }
 
 /// The stored outcome of a job, kept under its result key.

@@ -25,7 +25,8 @@ pub async fn fetch_raw(
     max: usize,
     block: Duration,
 ) -> Result<Vec<String>, Error> {
-    let deliveries = broker.backend().fetch(worker, queue, max, block).await?;
+    let source = crate::broker::Source::Queue(queue.to_owned());
+    let deliveries = broker.backend().fetch(worker, &source, max, block).await?;
     Ok(deliveries
         .into_iter()
         .map(|d| d.tag.into_stored())

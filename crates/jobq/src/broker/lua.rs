@@ -31,6 +31,29 @@ local function queue_of(m)
 end
 "#;
 
+/// The list a fetched message goes back to: a native job's queue, or for a Celery envelope
+/// the priority list of its routing key it came from (outside the namespace: Celery
+/// messages are shared with Python workers, which take them back from there too).
+const HOME_FN: &str = r#"
+local function home_of(prefix, m)
+  local ok, job = pcall(cjson.decode, m)
+  if not ok or type(job) ~= 'table' then return nil end
+  if type(job.queue) == 'string' and job.queue ~= '' then
+    return prefix .. 'queue:' .. job.queue
+  end
+  local p = job.properties
+  if type(p) ~= 'table' or type(p.delivery_info) ~= 'table' then return nil end
+  local rk = p.delivery_info.routing_key
+  if type(rk) ~= 'string' or rk == '' then return nil end
+  local pri = tonumber(p.priority) or 0
+  local sep = string.char(6, 22)
+  if pri >= 9 then return rk .. sep .. '9' end
+  if pri >= 6 then return rk .. sep .. '6' end
+  if pri >= 3 then return rk .. sep .. '3' end
+  return rk
+end
+"#;
+
 /// Puts every job of one worker's in-flight list back on its queue, oldest at the head, and
 /// sets aside what names no queue. Shared by the reap and unregister scripts.
 const REQUEUE_WORKER_FN: &str = r#"
@@ -40,9 +63,9 @@ local function requeue_worker(prefix, worker, now, kind, reason)
   while true do
     local m = redis.call('LPOP', proc)
     if not m then break end
-    local queue = queue_of(m)
-    if queue then
-      redis.call('RPUSH', prefix .. 'queue:' .. queue, m)
+    local home = home_of(prefix, m)
+    if home then
+      redis.call('RPUSH', home, m)
     else
       set_aside(prefix, kind, reason, now, m)
     end
@@ -54,21 +77,28 @@ local function requeue_worker(prefix, worker, now, kind, reason)
 end
 "#;
 
-/// KEYS: queue, processing. ARGV: max. Moves up to `max` jobs without blocking, oldest
-/// first, as repeated `LMOVE queue processing RIGHT LEFT` would, but with three commands
-/// per batch instead of one per job.
+/// KEYS: source lists in order, then processing. ARGV: max. Moves up to `max` jobs without
+/// blocking, oldest first and draining earlier sources first, as repeated
+/// `LMOVE source processing RIGHT LEFT` would, but with three commands per source instead
+/// of one per job.
 pub(super) const FETCH: &str = r#"
 local max = tonumber(ARGV[1])
-if max < 1 then return {} end
-local taken = redis.call('LRANGE', KEYS[1], -max, -1)
-local n = #taken
-if n == 0 then return {} end
-redis.call('LTRIM', KEYS[1], 0, -n - 1)
+local proc = KEYS[#KEYS]
 local out = {}
-for i = n, 1, -1 do out[#out + 1] = taken[i] end
--- In chunks: Lua's C stack bounds how many arguments unpack may pass.
-for i = 1, n, 1000 do
-  redis.call('LPUSH', KEYS[2], unpack(out, i, math.min(i + 999, n)))
+for s = 1, #KEYS - 1 do
+  local want = max - #out
+  if want < 1 then break end
+  local taken = redis.call('LRANGE', KEYS[s], -want, -1)
+  local n = #taken
+  if n > 0 then
+    redis.call('LTRIM', KEYS[s], 0, -n - 1)
+    local first = #out + 1
+    for i = n, 1, -1 do out[#out + 1] = taken[i] end
+    -- In chunks: Lua's C stack bounds how many arguments unpack may pass.
+    for i = first, #out, 1000 do
+      redis.call('LPUSH', proc, unpack(out, i, math.min(i + 999, #out)))
+    end
+  end
 end
 return out
 "#;
@@ -86,11 +116,29 @@ end
 return 0
 "#;
 
+/// Stores a Celery result record as Celery's Redis backend does (`SETEX` and `PUBLISH` on
+/// the key's name, so waiting clients wake), unless a SUCCESS is stored there already.
+const CELERY_STORE_FN: &str = r#"
+local function celery_store(key, record, ttl)
+  local old = redis.call('GET', key)
+  if old then
+    local ok, v = pcall(cjson.decode, old)
+    if ok and type(v) == 'table' and v.status == 'SUCCESS' then return end
+  end
+  redis.call('SETEX', key, ttl, record)
+  redis.call('PUBLISH', key, record)
+end
+"#;
+
 /// KEYS: processing. ARGV: see [`ack_args`], which is the only code that builds them.
 ///
 /// The notification pushed for a stored result is the record itself when it is no larger
 /// than the inline limit (the waiter needs no second round trip), else `1`.
-pub(super) const ACK: &str = r#"
+pub(super) fn ack() -> String {
+    format!("{HOME_FN}{CELERY_STORE_FN}{}", ACK_BODY)
+}
+
+const ACK_BODY: &str = r#"
 local prefix = ARGV[1]
 local inline_limit = tonumber(ARGV[2])
 local retry_state = ARGV[3]
@@ -119,7 +167,19 @@ for i = 4, #ARGV, 7 do
     redis.call('SET', prefix .. 'state:' .. a, retry_state, 'PX', d)
     retried = retried + 1
   elseif op == 'Q' then
-    redis.call('RPUSH', prefix .. 'queue:' .. a, payload)
+    redis.call('RPUSH', home_of(prefix, payload) or (prefix .. 'queue:' .. a), payload)
+  elseif op == 'D' then
+    redis.call('ZADD', prefix .. 'delayed', c, b)
+  elseif op == 'C' or op == 'X' then
+    if a ~= '' then celery_store(a, b, c) end
+    if e ~= '' then
+      local extras = cjson.decode(e)
+      for _, kv in ipairs(extras.store) do celery_store(kv[1], kv[2], c) end
+      for _, kv in ipairs(extras.push) do redis.call('LPUSH', kv[1], kv[2]) end
+    end
+    processed = processed + 1
+    if op == 'X' then failed = failed + 1 end
+    if d ~= '' then redis.call('LPUSH', prefix .. 'dead', d) end
   end
 end
 if processed > 0 then redis.call('INCRBY', prefix .. 'stats:processed', processed) end
@@ -135,7 +195,11 @@ return processed + retried
 ///   c = ttl ms, d = encoded dead letter (`''` for none), e = `'1'` when a transient state
 ///   may exist and must be deleted.
 /// - `R` retry: a = job id, b = encoded next message, c = due ms, d = state ttl ms.
-/// - `Q` requeue: a = queue.
+/// - `Q` requeue: a = queue (for a native job; a Celery message goes back to its list).
+/// - `D` defer: b = encoded message, c = due ms.
+/// - `C` Celery success / `X` Celery failure: a = result key (`''`: ignored result),
+///   b = record, c = ttl s, d = encoded dead letter (`''` for none), e = JSON
+///   `{"store": [[key, record], ...], "push": [[list, message], ...]}` (`''` for none).
 pub(super) fn ack_args(
     invocation: &mut ScriptInvocation<'_>,
     prefix: &str,
@@ -203,6 +267,38 @@ pub(super) fn ack_args(
                     .arg("")
                     .arg("");
             }
+            Outcome::Defer { next } => {
+                invocation
+                    .arg("D")
+                    .arg(delivery)
+                    .arg(next.id.as_str())
+                    .arg(encode_message(next))
+                    .arg(next.eta_ms.unwrap_or(0))
+                    .arg("")
+                    .arg("");
+            }
+            Outcome::Celery(reply) => {
+                let extras = if reply.pushes.is_empty() && reply.extra_records.is_empty() {
+                    String::new()
+                } else {
+                    serde_json::json!({"store": reply.extra_records, "push": reply.pushes})
+                        .to_string()
+                };
+                invocation
+                    .arg(if reply.failed { "X" } else { "C" })
+                    .arg(delivery)
+                    .arg(reply.result_key.as_deref().unwrap_or(""))
+                    .arg(&reply.record)
+                    .arg(reply.ttl.as_secs().max(1))
+                    .arg(
+                        reply
+                            .dead_letter
+                            .as_ref()
+                            .map(encode_dead_letter)
+                            .unwrap_or_default(),
+                    )
+                    .arg(extras);
+            }
         }
     }
 }
@@ -252,7 +348,7 @@ return #due
 /// dead-letter reason.
 pub(super) fn reap() -> String {
     format!(
-        "{SET_ASIDE_FN}{REQUEUE_WORKER_FN}{}",
+        "{SET_ASIDE_FN}{HOME_FN}{REQUEUE_WORKER_FN}{}",
         r#"
 local moved = 0
 local stale = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[2], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[4]))
@@ -269,7 +365,7 @@ return moved
 /// KEYS: workers. ARGV: prefix, worker id, now ms, dead-letter kind, dead-letter reason.
 pub(super) fn unregister() -> String {
     format!(
-        "{SET_ASIDE_FN}{REQUEUE_WORKER_FN}{}",
+        "{SET_ASIDE_FN}{HOME_FN}{REQUEUE_WORKER_FN}{}",
         "\nreturn requeue_worker(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])\n"
     )
 }

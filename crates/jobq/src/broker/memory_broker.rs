@@ -14,7 +14,9 @@ use tokio::time::Instant;
 use super::wire::{
     self, Delivery, decode_delivery, encode_dead_letter, encode_message, malformed_letter, queue_of,
 };
-use super::{Ack, Backend, BrokerFuture, NewJob, Outcome, ResultLookup, validate_namespace};
+use super::{
+    Ack, Backend, BrokerFuture, NewJob, Outcome, ResultLookup, Source, validate_namespace,
+};
 use crate::admin::{DeadLetter, Stats};
 use crate::error::Error;
 use crate::message::{JobId, JobMessage, JobState, ResultRecord, now_ms};
@@ -246,11 +248,14 @@ impl Backend for MemoryBackend {
     fn fetch<'a>(
         &'a self,
         worker: &'a str,
-        queue: &'a str,
+        source: &'a Source,
         max: usize,
         block: Duration,
     ) -> BrokerFuture<'a, Vec<Delivery>> {
         async move {
+            let Source::Queue(queue) = source else {
+                return Err(celery_needs_redis());
+            };
             if max == 0 {
                 return Ok(Vec::new());
             }
@@ -269,6 +274,10 @@ impl Backend for MemoryBackend {
             }
         }
         .boxed()
+    }
+
+    fn declare_celery_queues<'a>(&'a self, _queues: &'a [String]) -> BrokerFuture<'a, ()> {
+        async { Err(celery_needs_redis()) }.boxed()
     }
 
     fn mark_started(&self, job_ids: Vec<JobId>, ttl: Duration) -> BrokerFuture<'_, ()> {
@@ -336,6 +345,17 @@ impl Backend for MemoryBackend {
                         Outcome::Requeue { queue } => {
                             state.push_head(queue, ack.tag.as_stored().to_owned());
                             pushed = true;
+                        }
+                        Outcome::Defer { next } => {
+                            state.delay(next.eta_ms.unwrap_or(0), encode_message(next));
+                        }
+                        // Never fetched here (see `celery_needs_redis`); counted all the same.
+                        Outcome::Celery(reply) => {
+                            if let Some(letter) = &reply.dead_letter {
+                                state.dead.push_front(encode_dead_letter(letter));
+                            }
+                            state.processed += 1;
+                            state.failed += u64::from(reply.failed);
                         }
                     }
                 }
@@ -580,4 +600,12 @@ impl Backend for MemoryBackend {
         }
         .boxed()
     }
+}
+
+/// Celery messages come from Python clients, which reach a Redis, not this process.
+fn celery_needs_redis() -> Error {
+    Error::Config(
+        "Celery queues need a Redis broker: Python clients cannot reach an in-memory one"
+            .to_owned(),
+    )
 }

@@ -24,6 +24,7 @@ use self::memory_broker::MemoryBackend;
 pub use self::redis_broker::RedisBroker;
 use self::wire::{Delivery, DeliveryTag};
 use crate::admin::{DeadLetter, Stats};
+use crate::celery::reply::CeleryReply;
 use crate::error::Error;
 use crate::message::{JobId, JobMessage, JobState, ResultRecord};
 use crate::scheduler::ScheduleStore;
@@ -152,8 +153,32 @@ pub(crate) enum Outcome {
         next: Box<JobMessage>,
         ttl: Duration,
     },
-    /// The job was not run (shutdown): back to the head of `queue`.
+    /// The job was not run (shutdown): back to the head of `queue` (a Celery message: of
+    /// the Celery list it came from).
     Requeue { queue: String },
+    /// A Celery message not due yet: `next` waits in the delayed set until its `eta_ms`.
+    Defer { next: Box<JobMessage> },
+    /// A Celery job finished: its reply (result record, follow-up messages).
+    Celery(Box<CeleryReply>),
+}
+
+/// Where a fetcher takes jobs from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A native queue of the namespace.
+    Queue(String),
+    /// A Celery queue: its four priority lists, after the namespace's own list of that name
+    /// (which holds its messages that were delayed, retried or recovered).
+    Celery(String),
+}
+
+impl Source {
+    /// The queue name.
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Self::Queue(name) | Self::Celery(name) => name,
+        }
+    }
 }
 
 impl Ack {
@@ -189,15 +214,19 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// enqueued (`false`: its unique key was already claimed).
     fn enqueue(&self, jobs: Vec<NewJob>) -> BrokerFuture<'_, Vec<bool>>;
 
-    /// Moves up to `max` jobs from `queue` into `worker`'s in-flight list, waiting up to
+    /// Moves up to `max` jobs from `source` into `worker`'s in-flight list, waiting up to
     /// `block` for the first one.
     fn fetch<'a>(
         &'a self,
         worker: &'a str,
-        queue: &'a str,
+        source: &'a Source,
         max: usize,
         block: Duration,
     ) -> BrokerFuture<'a, Vec<Delivery>>;
+
+    /// Declares Celery queues as a Python worker does at start (kombu's binding sets), so
+    /// Celery's tooling sees them. Fails on a backend Python clients cannot reach.
+    fn declare_celery_queues<'a>(&'a self, queues: &'a [String]) -> BrokerFuture<'a, ()>;
 
     /// Records that these jobs started (state STARTED, kept for `ttl`) unless they already
     /// have a result.

@@ -19,8 +19,9 @@ use redis::{AsyncConnectionConfig, RedisError, Script};
 
 use super::lua::{self, ttl_ms};
 use super::wire::{self, Delivery, decode_delivery, decode_result, encode_message};
-use super::{Ack, Backend, Broker, BrokerFuture, NewJob, ResultLookup, validate_namespace};
+use super::{Ack, Backend, Broker, BrokerFuture, NewJob, ResultLookup, Source, validate_namespace};
 use crate::admin::{DeadLetter, Stats};
+use crate::celery::envelope;
 use crate::error::Error;
 use crate::message::{JobId, JobMessage, JobState, ResultRecord, now_ms};
 use crate::scheduler::{RedisScheduleStore, ScheduleStore};
@@ -52,6 +53,10 @@ const PUSH_CHUNK: usize = 1000;
 const INLINE_RECORD_LIMIT: usize = 4096;
 /// The notification of a result whose record was not inlined.
 const NOTIFY_MARKER: &str = "1";
+/// The longest a Celery fetcher blocks on its queue's first list: Celery messages may also
+/// arrive on the other priority lists, or come due in the delayed set, and are picked up
+/// within this time while it waits.
+const CELERY_WAKE: Duration = Duration::from_millis(100);
 /// Dead workers handled per reap call.
 const REAP_WORKERS_PER_CALL: usize = 100;
 
@@ -263,7 +268,7 @@ impl RedisBackend {
             scripts: Scripts {
                 fetch: Script::new(lua::FETCH),
                 mark_started: Script::new(lua::MARK_STARTED),
-                ack: Script::new(lua::ACK),
+                ack: Script::new(&lua::ack()),
                 enqueue_unique: Script::new(lua::ENQUEUE_UNIQUE),
                 promote: Script::new(&lua::promote()),
                 reap: Script::new(&lua::reap()),
@@ -400,18 +405,30 @@ impl RedisBackend {
     async fn fetch_impl(
         &self,
         worker: &str,
-        queue: &str,
+        source: &Source,
         max: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>, Error> {
-        let queue_key = self.key(&format!("queue:{queue}"));
+        let own_list = self.key(&format!("queue:{}", source.name()));
         let processing = self.key(&format!("processing:{worker}"));
-        if max > 1 {
+        // The lists to drain in order, and the one a blocked fetch waits on.
+        let (sources, wait_on, block) = match source {
+            Source::Queue(_) => (vec![own_list.clone()], own_list, block),
+            Source::Celery(queue) => {
+                let mut lists = vec![own_list];
+                lists.extend(envelope::priority_lists(queue));
+                let bucket_zero = lists[1].clone();
+                (lists, bucket_zero, block.min(CELERY_WAKE))
+            }
+        };
+        // A lone job is moved by the blocking command alone: one round trip, not two.
+        if max > 1 || sources.len() > 1 {
             let mut conn = self.fast();
-            let batch: Vec<String> = self
-                .scripts
-                .fetch
-                .key(&queue_key)
+            let mut invocation = self.scripts.fetch.prepare_invoke();
+            for list in &sources {
+                invocation.key(list);
+            }
+            let batch: Vec<String> = invocation
                 .key(&processing)
                 .arg(max)
                 .invoke_async(&mut conn)
@@ -425,7 +442,7 @@ impl RedisBackend {
             return Ok(Vec::new());
         }
         let mut cmd = redis::cmd("BLMOVE");
-        cmd.arg(&queue_key)
+        cmd.arg(&wait_on)
             .arg(&processing)
             .arg("RIGHT")
             .arg("LEFT")
@@ -592,11 +609,30 @@ impl Backend for RedisBackend {
     fn fetch<'a>(
         &'a self,
         worker: &'a str,
-        queue: &'a str,
+        source: &'a Source,
         max: usize,
         block: Duration,
     ) -> BrokerFuture<'a, Vec<Delivery>> {
-        self.fetch_impl(worker, queue, max, block).boxed()
+        self.fetch_impl(worker, source, max, block).boxed()
+    }
+
+    fn declare_celery_queues<'a>(&'a self, queues: &'a [String]) -> BrokerFuture<'a, ()> {
+        async move {
+            let mut pipe = redis::pipe();
+            for queue in queues {
+                let member = celery_binding(queue);
+                for set in ["_kombu.binding.", "_kombu.binding_permanent."] {
+                    pipe.cmd("SADD")
+                        .arg(format!("{set}{queue}"))
+                        .arg(&member)
+                        .ignore();
+                }
+            }
+            pipe.query_async::<()>(&mut self.fast())
+                .await
+                .map_err(Error::redis("declaring Celery queues"))
+        }
+        .boxed()
     }
 
     fn mark_started(&self, job_ids: Vec<JobId>, ttl: Duration) -> BrokerFuture<'_, ()> {
@@ -877,4 +913,11 @@ impl Backend for RedisBackend {
         }
         .boxed()
     }
+}
+
+/// The member kombu adds to `_kombu.binding.<queue>` for a queue bound to the exchange of
+/// its own name: `routing_key \x06\x16 pattern \x06\x16 queue`.
+fn celery_binding(queue: &str) -> String {
+    let sep = envelope::PRIORITY_SEP;
+    format!("{queue}{sep}{sep}{queue}")
 }

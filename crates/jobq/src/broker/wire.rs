@@ -3,53 +3,60 @@
 //! the client and the scheduler only see typed values ([`JobMessage`], [`ResultRecord`],
 //! [`DeadLetter`], [`Delivery`]).
 //!
-//! # A second format
+//! # Celery envelopes
 //!
-//! The native format is the only one today. Another protocol (e.g. Celery protocol v2,
-//! with its own queue lists, envelope and `celery-task-meta-<id>` result keys written with
-//! `SETEX` + `PUBLISH`) plugs in here and in the backend, not in the worker loop:
-//!
-//! - a sibling of this module decodes that protocol's envelope into a [`JobMessage`] (and
-//!   keeps whatever it needs to answer in the [`DeliveryTag`] it hands out, which stays
-//!   opaque to the worker);
-//! - the backend picks the queue keys for that protocol's queue names and, when it applies
-//!   an [`Ack`](super::Ack), asks the delivery's format to encode the typed
-//!   [`ResultRecord`] and to choose the result key and notification;
-//! - the worker keeps fetching [`Delivery`] values and returning typed outcomes, unchanged.
+//! A fetched value is either a native job message or a Celery protocol v2 envelope (see
+//! [`crate::celery`]); [`decode_delivery`] tells them apart and decodes both into a
+//! [`JobMessage`]. The [`DeliveryTag`] of a Celery delivery keeps the message's Celery
+//! context, which the worker's Celery layer answers with.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::admin::DeadLetter;
+use crate::celery::CeleryContext;
+use crate::celery::envelope;
 use crate::error::{Error, TaskFailure};
 use crate::message::{JobId, JobMessage, ResultRecord};
 use crate::task::TaskError;
 
 /// The handle a fetched job is acknowledged with: the message exactly as it was stored
-/// (the broker removes that value from the worker's in-flight list). Opaque to the worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DeliveryTag(String);
+/// (the broker removes that value from the worker's in-flight list), and for a Celery
+/// message its context, which its reply needs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DeliveryTag {
+    stored: String,
+    celery: Option<Box<CeleryContext>>,
+}
 
 impl DeliveryTag {
     /// The tag of a value read back from storage (a dead letter's payload).
     pub(crate) fn from_stored(stored: String) -> Self {
-        Self(stored)
+        Self {
+            stored,
+            celery: None,
+        }
     }
 
     /// The stored value this tag stands for.
     pub(crate) fn as_stored(&self) -> &str {
-        &self.0
+        &self.stored
+    }
+
+    /// The Celery context of a delivery that came as a Celery message.
+    pub(crate) fn celery(&self) -> Option<&CeleryContext> {
+        self.celery.as_deref()
     }
 
     /// The job this delivery carried, read again (the worker moves the arguments into the
     /// handler, and a retry needs them back).
     pub(crate) fn job_again(&self) -> Option<JobMessage> {
-        serde_json::from_str(&self.0).ok()
+        decode_job(&self.stored).ok()
     }
 
     #[cfg(feature = "test-support")]
     pub(crate) fn into_stored(self) -> String {
-        self.0
+        self.stored
     }
 }
 
@@ -93,25 +100,37 @@ pub(crate) fn encode_message(message: &JobMessage) -> String {
     to_json(message)
 }
 
-/// Decodes a fetched value into a [`Delivery`].
+/// Decodes a fetched value (a native job message or a Celery envelope) into a
+/// [`Delivery`].
 pub(crate) fn decode_delivery(stored: String) -> Delivery {
-    let job = match serde_json::from_str::<JobMessage>(&stored) {
-        Ok(job) => Ok(Box::new(job)),
-        Err(e) => {
-            let id = serde_json::from_str::<serde_json::Value>(&stored)
-                .ok()
-                .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(JobId::from))
-                .filter(|id| !id.as_str().is_empty());
-            Err(Malformed {
-                id,
-                reason: format!("the message is not a valid job message: {e}"),
-            })
+    let job = decode_job(&stored);
+    let celery = match &job {
+        Ok(job) => job.celery.clone(),
+        Err(_) if envelope::looks_like_envelope(&stored) => {
+            Some(Box::new(CeleryContext::unreadable()))
         }
+        Err(_) => None,
     };
     Delivery {
-        tag: DeliveryTag(stored),
-        job,
+        tag: DeliveryTag { stored, celery },
+        job: job.map(Box::new),
     }
+}
+
+fn decode_job(stored: &str) -> Result<JobMessage, Malformed> {
+    if envelope::looks_like_envelope(stored) {
+        return envelope::decode(stored);
+    }
+    serde_json::from_str::<JobMessage>(stored).map_err(|e| {
+        let id = serde_json::from_str::<serde_json::Value>(stored)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(JobId::from))
+            .filter(|id| !id.as_str().is_empty());
+        Malformed {
+            id,
+            reason: format!("the message is not a valid job message: {e}"),
+        }
+    })
 }
 
 /// The queue a stored message names, without decoding the rest (for putting it back).

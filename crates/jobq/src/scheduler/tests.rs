@@ -43,7 +43,7 @@ impl Setup {
                 .backend()
                 .fetch(
                     "scheduler-test-reader",
-                    queue,
+                    &crate::broker::Source::Queue(queue.to_owned()),
                     1000,
                     Duration::from_millis(50),
                 )

@@ -208,7 +208,9 @@ async fn run_in_span(
     }
 }
 
-fn fail_for_good(
+/// The acknowledgement of a job that failed for good with `error` (set aside as a dead
+/// letter when `dead`).
+pub(crate) fn fail_for_good(
     job: JobMessage,
     tag: DeliveryTag,
     error: TaskError,

@@ -19,10 +19,13 @@ use self::acker::{AckMessage, Acker};
 use self::execute::{ExecSettings, Finished};
 use crate::app::App;
 use crate::broker::wire::{Delivery, DeliveryTag};
-use crate::broker::{Ack, Broker, Outcome};
+use crate::broker::{Ack, Broker, Outcome, Source};
+use crate::celery::CeleryConfig;
+use crate::celery::reply::{CeleryLayer, Prepared};
 use crate::client::DEFAULT_QUEUE;
 use crate::error::Error;
 use crate::message::JobMessage;
+use crate::task::TaskError;
 
 /// How a [`Worker`] runs. `WorkerConfig::default()` suits production; change single
 /// settings on it (`let mut config = WorkerConfig::default(); config.concurrency = 4;`),
@@ -60,6 +63,9 @@ pub struct WorkerConfig {
     pub promote_batch: usize,
     /// The worker id (default: a fresh UUID per run).
     pub worker_id: Option<String>,
+    /// Also consume Celery protocol v2 messages and answer in Celery's format (default:
+    /// off; needs a Redis broker). See [`crate::celery`].
+    pub celery: Option<CeleryConfig>,
 }
 
 impl Default for WorkerConfig {
@@ -77,6 +83,7 @@ impl Default for WorkerConfig {
             promote_interval: Duration::from_millis(100),
             promote_batch: 1000,
             worker_id: None,
+            celery: None,
         }
     }
 }
@@ -99,6 +106,8 @@ impl WorkerConfig {
             "result_ttl must be at least 1 ms"
         } else if self.worker_id.as_deref().is_some_and(str::is_empty) {
             "worker_id must not be empty"
+        } else if let Some(celery) = &self.celery {
+            return celery.validate().map_err(Error::Config);
         } else {
             return Ok(());
         };
@@ -148,6 +157,8 @@ struct Shared {
     /// Slots for jobs fetched and not yet acknowledged (running plus prefetched).
     fetched: Arc<Semaphore>,
     outstanding: Outstanding,
+    /// Answers Celery messages, when the worker consumes any.
+    celery: Option<CeleryLayer>,
     acks: mpsc::UnboundedSender<AckMessage>,
     /// Set when shutdown begins: jobs that have not started stay unstarted.
     draining: CancellationToken,
@@ -182,6 +193,21 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         self.config.validate()?;
         let config = self.config;
+        let mut sources: Vec<Source> = config.queues.iter().cloned().map(Source::Queue).collect();
+        if let Some(celery) = &config.celery {
+            sources.extend(celery.queues.iter().cloned().map(Source::Celery));
+            match self
+                .broker
+                .backend()
+                .declare_celery_queues(&celery.queues)
+                .await
+            {
+                Ok(()) => {}
+                Err(e @ Error::Config(_)) => return Err(e),
+                // Redis is down: the fetchers retry until it answers.
+                Err(e) => warn!(error = %e, "could not declare the Celery queues"),
+            }
+        }
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             app: self.app,
@@ -197,11 +223,18 @@ impl Worker {
                 jobs: Mutex::new(HashMap::new()),
                 next: AtomicU64::new(0),
             },
+            celery: config.celery.clone().map(CeleryLayer::new),
             acks: ack_tx,
             draining: CancellationToken::new(),
             abandoned: CancellationToken::new(),
         });
-        info!(worker_id = %self.id, queues = ?config.queues, concurrency = config.concurrency, "worker starting");
+        info!(
+            worker_id = %self.id,
+            queues = ?config.queues,
+            celery_queues = ?config.celery.as_ref().map(|c| &c.queues),
+            concurrency = config.concurrency,
+            "worker starting"
+        );
 
         let stop_fetching = shared.draining.clone();
         let stop_background = CancellationToken::new();
@@ -224,13 +257,12 @@ impl Worker {
             config.clone(),
             stop_background.clone(),
         ));
-        let fetchers: Vec<_> = config
-            .queues
-            .iter()
-            .map(|queue| {
+        let fetchers: Vec<_> = sources
+            .into_iter()
+            .map(|source| {
                 tokio::spawn(fetch_loop(
                     Arc::clone(&shared),
-                    queue.clone(),
+                    source,
                     config.clone(),
                     stop_fetching.clone(),
                 ))
@@ -372,10 +404,11 @@ async fn maintenance_loop(broker: Broker, config: WorkerConfig, stop: Cancellati
 
 async fn fetch_loop(
     shared: Arc<Shared>,
-    queue: String,
+    source: Source,
     config: WorkerConfig,
     stop: CancellationToken,
 ) {
+    let queue = source.name();
     let mut failures = 0;
     loop {
         let permit = tokio::select! {
@@ -394,7 +427,7 @@ async fn fetch_loop(
         };
         let capacity = 1 + extra;
         let fetched = tokio::select! {
-            fetched = shared.broker.backend().fetch(&shared.worker_id, &queue, capacity, config.block_timeout) => fetched,
+            fetched = shared.broker.backend().fetch(&shared.worker_id, &source, capacity, config.block_timeout) => fetched,
             _ = stop.cancelled() => {
                 // Anything a cancelled fetch moved stays in this worker's in-flight list,
                 // which unregistering puts back on the queue.
@@ -421,7 +454,7 @@ async fn fetch_loop(
             .fetched
             .add_permits(capacity.saturating_sub(deliveries.len()));
         let dispatched = !deliveries.is_empty();
-        dispatch(&shared, &queue, deliveries);
+        dispatch(&shared, queue, deliveries);
         if dispatched {
             // Let the jobs just spawned run (and queue their acks) before the next fetch
             // goes out on the shared connection: a lone job's ack then reaches Redis first,
@@ -441,7 +474,13 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
         // A free handler slot is taken here, in fetch order: the spawned tasks may start
         // in any order, and a job fetched later must not overtake an earlier one.
         let slot = Arc::clone(&shared.running).try_acquire_owned().ok();
-        tokio::spawn(run_job(Arc::clone(shared), key, delivery, slot));
+        tokio::spawn(run_job(
+            Arc::clone(shared),
+            key,
+            queue.to_owned(),
+            delivery,
+            slot,
+        ));
     }
 }
 
@@ -455,6 +494,10 @@ async fn run_recording_start(
     tag: DeliveryTag,
     slot: OwnedSemaphorePermit,
 ) -> Finished {
+    if tag.celery().is_some() {
+        // Celery's STARTED lives in its own record, written only on request.
+        return execute::run(&shared.app, job, tag, &shared.settings, slot).await;
+    }
     let job_id = job.id.clone();
     let run = execute::run(&shared.app, job, tag, &shared.settings, slot);
     tokio::pin!(run);
@@ -480,16 +523,44 @@ async fn run_recording_start(
 async fn run_job(
     shared: Arc<Shared>,
     key: u64,
+    queue: String,
     delivery: Delivery,
     slot: Option<OwnedSemaphorePermit>,
 ) {
     let Delivery { tag, job } = delivery;
+    let celery = shared.celery.as_ref().filter(|_| tag.celery().is_some());
+    let mut retries = 0;
     let finished = match job {
         Err(malformed) => {
             drop(slot);
             execute::malformed(tag, malformed, &shared.settings)
         }
-        Ok(job) => {
+        Ok(mut job) => 'run: {
+            retries = job.attempt;
+            if let Some(layer) = celery {
+                match layer.prepare(&shared.app, &mut job, tag.as_stored().len()) {
+                    Prepared::Run => {}
+                    Prepared::Defer => {
+                        drop(slot);
+                        break 'run Finished {
+                            ack: Ack {
+                                tag,
+                                outcome: Outcome::Defer { next: job },
+                            },
+                            writes: Vec::new(),
+                        };
+                    }
+                    Prepared::Fail(error) => {
+                        drop(slot);
+                        let dead = matches!(
+                            error.kind(),
+                            TaskError::INVALID_ARGUMENTS | TaskError::UNKNOWN_TASK
+                        );
+                        let ttl = layer.config().result_expires;
+                        break 'run execute::fail_for_good(*job, tag, error, ttl, dead);
+                    }
+                }
+            }
             let slot = match slot {
                 Some(slot) => Some(slot),
                 None => tokio::select! {
@@ -505,6 +576,13 @@ async fn run_job(
             };
             run_recording_start(&shared, *job, tag, slot).await
         }
+    };
+    let finished = match celery {
+        Some(layer) => Finished {
+            ack: layer.reply(finished.ack, &queue, retries),
+            writes: finished.writes,
+        },
+        None => finished,
     };
     if !finished.writes.is_empty() && !apply_writes(&shared, finished.writes).await {
         return;

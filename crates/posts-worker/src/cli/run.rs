@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use jobq::WorkerConfig;
+use jobq::celery::CeleryConfig;
 use posts_worker::Service;
 
-use super::{GlobalOptions, open_posts_env, signal, worker_broker};
+use super::{BrokerKind, GlobalOptions, open_posts_env, signal, worker_broker};
 
 #[derive(clap::Args, Default)]
 pub(crate) struct Args {
@@ -20,6 +21,37 @@ pub(crate) struct Args {
     /// TOML file of `[[schedule]]` tables replacing the built-in schedule.
     #[arg(long, env = "POSTS_WORKER_SCHEDULES")]
     schedules: Option<PathBuf>,
+    /// Celery queues (Redis lists in the DB of --redis-url) whose protocol v2 messages this
+    /// worker also runs, comma-separated [default: celery].
+    #[arg(long, value_delimiter = ',', env = "POSTS_WORKER_CELERY_QUEUES")]
+    celery_queues: Vec<String>,
+    /// Do not consume Celery messages.
+    #[arg(long, conflicts_with = "celery_queues")]
+    no_celery: bool,
+    /// How long Celery result records are kept, in seconds (Celery's `result_expires`).
+    #[arg(long, value_name = "SECS", default_value_t = 86_400)]
+    celery_result_expires: u64,
+    /// The Celery result backend's `global_keyprefix`, when the Python clients set one.
+    #[arg(long, value_name = "PREFIX")]
+    celery_key_prefix: Option<String>,
+    /// Runs Celery task NAME as the registered task TASK (repeatable), e.g.
+    /// `--celery-alias scorer_worker.tasks.legacy_query=query_posts_db`. Without an alias, a
+    /// Celery name runs the task named like its last dotted segment.
+    #[arg(long, value_name = "NAME=TASK", value_parser = parse_alias)]
+    celery_alias: Vec<(String, String)>,
+    /// How long after a dead worker's last heartbeat its jobs go back to their queues, in
+    /// seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    visibility_timeout: u64,
+}
+
+fn parse_alias(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, task)) if !name.is_empty() && !task.is_empty() => {
+            Ok((name.to_owned(), task.to_owned()))
+        }
+        _ => Err(format!("expected NAME=TASK, got {text:?}")),
+    }
 }
 
 pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
@@ -37,7 +69,30 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
         .as_deref()
         .map(|file| posts_worker::schedules::load(Some(file)))
         .transpose()?;
+    config.visibility_timeout = std::time::Duration::from_secs(args.visibility_timeout);
     let broker = worker_broker(global).await?;
+    if args.no_celery {
+        tracing::info!("Celery listener off (--no-celery)");
+    } else if global.broker == Some(BrokerKind::Memory) {
+        tracing::info!("Celery listener off: Python clients cannot reach the memory broker");
+    } else {
+        anyhow::ensure!(
+            args.celery_result_expires >= 1,
+            "--celery-result-expires must be at least 1 second"
+        );
+        let mut celery = posts_worker::tasks::celery_config(CeleryConfig::default());
+        if !args.celery_queues.is_empty() {
+            celery.queues = args.celery_queues;
+        }
+        celery.result_expires = std::time::Duration::from_secs(args.celery_result_expires);
+        if let Some(prefix) = args.celery_key_prefix {
+            celery.key_prefix = prefix;
+        }
+        for (name, task) in args.celery_alias {
+            celery = celery.alias(name, task);
+        }
+        config.celery = Some(celery);
+    }
 
     let mut service = Service::new(env, broker).with_worker_config(config);
     if let Some(schedules) = schedules {

@@ -1,4 +1,6 @@
-//! `posts-worker submit`: enqueue a task like Celery's `.delay()`, optionally wait for it.
+//! `posts-worker submit`: enqueue a task like Celery's `.delay()`, optionally wait for it;
+//! with `--celery`, send it as a Celery message (to Python Celery workers, or to
+//! posts-worker's Celery listener) and read its `celery-task-meta-<id>` result.
 //!
 //! Exit codes with `--wait`: 0 with the result as JSON on stdout; 1 with
 //! `{"error":{"kind":..,"message":..}}` on stderr when the task failed; 2 on timeout.
@@ -6,8 +8,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
+use jobq::celery::CeleryClient;
 use jobq::{Client, Error};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{GlobalOptions, client_broker};
 
@@ -22,6 +26,18 @@ pub(crate) struct Args {
     /// Wait up to SECS for the result and print it.
     #[arg(long, value_name = "SECS")]
     wait: Option<f64>,
+    /// Send a Celery protocol v2 message (the task name as Python workers know it, e.g.
+    /// `scorer_worker.tasks.sentiment_scorer`) to the Redis of --redis-url.
+    #[arg(long)]
+    celery: bool,
+    /// The Celery queue to send to (with --celery).
+    #[arg(
+        long,
+        value_name = "QUEUE",
+        default_value = "celery",
+        requires = "celery"
+    )]
+    celery_queue: String,
 }
 
 /// Exit code when `--wait` ran out before the result arrived.
@@ -29,14 +45,32 @@ const EXIT_TIMEOUT: u8 = 2;
 
 pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<ExitCode> {
     let wait = args.wait.map(wait_duration).transpose()?;
-    let client = Client::new(client_broker(global).await?);
     let positional: Vec<Value> = args.args.iter().map(|arg| parse_arg(arg)).collect();
-    let result = client.delay::<Value>(&args.task, positional).await?;
-    let Some(wait) = wait else {
-        println!("{}", result.id());
+    let (id, outcome) = if args.celery {
+        let celery = CeleryClient::connect(&global.redis_url)
+            .await
+            .with_context(|| format!("cannot reach the Celery broker at {}", global.redis_url))?
+            .queue(args.celery_queue);
+        let sent = celery.send(&args.task, positional, Map::new()).await?;
+        let outcome = match wait {
+            Some(wait) => Some((wait, sent.get(wait).await)),
+            None => None,
+        };
+        (sent.id().to_string(), outcome)
+    } else {
+        let client = Client::new(client_broker(global).await?);
+        let result = client.delay::<Value>(&args.task, positional).await?;
+        let outcome = match wait {
+            Some(wait) => Some((wait, result.get(wait).await)),
+            None => None,
+        };
+        (result.id().to_string(), outcome)
+    };
+    let Some((wait, outcome)) = outcome else {
+        println!("{id}");
         return Ok(ExitCode::SUCCESS);
     };
-    match result.get(wait).await {
+    match outcome {
         Ok(value) => {
             println!("{value}");
             Ok(ExitCode::SUCCESS)
@@ -49,7 +83,7 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
             Ok(ExitCode::FAILURE)
         }
         Err(Error::Timeout) => {
-            eprintln!("timed out after {:?} waiting for job {}", wait, result.id());
+            eprintln!("timed out after {wait:?} waiting for job {id}");
             Ok(ExitCode::from(EXIT_TIMEOUT))
         }
         Err(other) => Err(other.into()),

@@ -7,10 +7,17 @@ use posts_store::read::CreatedAtRange;
 use super::error::PostsTaskError;
 
 /// The `created_at` range from the task arguments `from_` and `to`, both checked with
-/// [`check_timestamp`].
+/// [`check_timestamp`], `from_` not after `to`.
 pub(crate) fn checked_range(from: &str, to: &str) -> Result<CreatedAtRange, PostsTaskError> {
     check_timestamp("from_", from)?;
     check_timestamp("to", to)?;
+    // Both have a shape whose text order is time order.
+    if from > to {
+        return Err(PostsTaskError::invalid(
+            "from_",
+            format!("{from:?} is after `to` {to:?}; the range would be empty"),
+        ));
+    }
     Ok(CreatedAtRange::new(from, to))
 }
 
@@ -69,6 +76,15 @@ pub(super) fn check_top_k(k: i64) -> Result<usize, PostsTaskError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_range_must_not_end_before_it_starts() {
+        assert!(checked_range("2017-05-31", "2017-05-31 12:00:00").is_ok());
+        assert!(checked_range("2017-05-31", "2017-05-31").is_ok());
+        let err = checked_range("2017-06-01", "2017-05-31").unwrap_err();
+        assert_eq!(err.kind(), "InvalidArgument");
+        assert!(err.to_string().contains("after `to`"), "{err}");
+    }
 
     #[test]
     fn timestamps() {

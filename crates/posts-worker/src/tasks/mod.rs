@@ -166,6 +166,24 @@ pub fn register(app: &mut App, data: Arc<PostsData>) {
         );
 }
 
+/// Celery settings for these tasks: `config` with their failures mapped to the exceptions a
+/// Python worker running the same tasks raises, so Python callers catch the same types.
+///
+/// | failure kind | Python exception |
+/// |---|---|
+/// | `InvalidArgument` (a bad value, e.g. `from_` after `to`) | `builtins.ValueError` |
+/// | `QueryRefused` (not a single read-only query) | `builtins.ValueError` |
+/// | `SqlError` (SQLite refused the query) | `sqlite3.OperationalError` |
+///
+/// jobq's own kinds keep its defaults (see `jobq::celery`), e.g. wrong JSON types are
+/// `TypeError` and an unknown task is `NotRegistered`.
+pub fn celery_config(config: jobq::celery::CeleryConfig) -> jobq::celery::CeleryConfig {
+    config
+        .exception("InvalidArgument", "ValueError", Some("builtins"))
+        .exception("QueryRefused", "ValueError", Some("builtins"))
+        .exception("SqlError", "OperationalError", Some("sqlite3"))
+}
+
 /// A token cancelled when the run's time limit fires.
 fn cancel_token(ctx: &TaskContext) -> CancelToken {
     let cancel = CancelToken::new();
