@@ -280,6 +280,14 @@ impl Backend for MemoryBackend {
         async { Err(celery_needs_redis()) }.boxed()
     }
 
+    fn serve_celery_control<'a>(
+        &'a self,
+        _hostname: &'a str,
+        _task_names: &'a [String],
+    ) -> BrokerFuture<'a, ()> {
+        async { Err(celery_needs_redis()) }.boxed()
+    }
+
     fn mark_started(&self, job_ids: Vec<JobId>, ttl: Duration) -> BrokerFuture<'_, ()> {
         async move {
             let now = now_ms();

@@ -228,6 +228,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Celery's tooling sees them. Fails on a backend Python clients cannot reach.
     fn declare_celery_queues<'a>(&'a self, queues: &'a [String]) -> BrokerFuture<'a, ()>;
 
+    /// Answers Celery remote-control requests (`celery inspect ping`, `registered`) as
+    /// `hostname` until the future is dropped, resubscribing after connection failures.
+    fn serve_celery_control<'a>(
+        &'a self,
+        hostname: &'a str,
+        task_names: &'a [String],
+    ) -> BrokerFuture<'a, ()>;
+
     /// Records that these jobs started (state STARTED, kept for `ttl`) unless they already
     /// have a result.
     fn mark_started(&self, job_ids: Vec<JobId>, ttl: Duration) -> BrokerFuture<'_, ()>;

@@ -21,7 +21,7 @@ use super::lua::{self, ttl_ms};
 use super::wire::{self, Delivery, decode_delivery, decode_result, encode_message};
 use super::{Ack, Backend, Broker, BrokerFuture, NewJob, ResultLookup, Source, validate_namespace};
 use crate::admin::{DeadLetter, Stats};
-use crate::celery::envelope;
+use crate::celery::{envelope, pidbox};
 use crate::error::Error;
 use crate::message::{JobId, JobMessage, JobState, ResultRecord, now_ms};
 use crate::scheduler::{RedisScheduleStore, ScheduleStore};
@@ -181,6 +181,8 @@ struct Scripts {
 
 /// The Redis backend behind a [`Broker`].
 struct RedisBackend {
+    /// For connections of their own: pub/sub subscriptions.
+    client: redis::Client,
     blocking: BlockingPool,
     fast: ConnectionManager,
     namespace: String,
@@ -240,6 +242,7 @@ impl RedisBackend {
             // Blocking commands wait as long as their own timeout says; a dead server closes
             // the socket, and `blocking` bounds every such call itself.
             .set_response_timeout(None);
+        let client_for_subscriptions = client.clone();
         let blocking = BlockingPool::builder(BlockingManager {
             client: client.clone(),
             config: blocking_config,
@@ -261,6 +264,7 @@ impl RedisBackend {
         let prefix = format!("{{{namespace}}}:");
         let schedules = Arc::new(RedisScheduleStore::new(fast.clone(), &prefix));
         Ok(Self {
+            client: client_for_subscriptions,
             blocking,
             fast,
             namespace,
@@ -451,6 +455,49 @@ impl RedisBackend {
         Ok(one.into_iter().map(decode_delivery).collect())
     }
 
+    /// One subscription to the remote-control channel, answering requests until the
+    /// connection ends.
+    async fn control_session(&self, hostname: &str, task_names: &[String]) -> Result<(), Error> {
+        use futures::StreamExt;
+        let db = self.client.get_connection_info().redis_settings().db();
+        let mut pubsub = self
+            .client
+            .get_async_pubsub()
+            .await
+            .map_err(Error::redis("subscribing to Celery remote control"))?;
+        pubsub
+            .subscribe(pidbox::channel(db))
+            .await
+            .map_err(Error::redis("subscribing to Celery remote control"))?;
+        let mut messages = pubsub.on_message();
+        while let Some(message) = messages.next().await {
+            let Ok(payload) = message.get_payload::<String>() else {
+                continue;
+            };
+            let now = now_ms() as f64 / 1000.0;
+            let Some(request) = pidbox::parse_request(&payload, hostname, now) else {
+                continue;
+            };
+            let mut conn = self.fast();
+            let bindings: Vec<String> = redis::cmd("SMEMBERS")
+                .arg(pidbox::REPLY_BINDINGS)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("answering Celery remote control"))?;
+            let Some(queue) = pidbox::reply_queue(&bindings, &request.reply_routing_key) else {
+                continue;
+            };
+            let answer = pidbox::answer(&request.method, task_names);
+            redis::cmd("LPUSH")
+                .arg(queue)
+                .arg(pidbox::reply_envelope(hostname, &request, answer))
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(Error::redis("answering Celery remote control"))?;
+        }
+        Ok(())
+    }
+
     async fn ack_impl(&self, worker: &str, acks: &[Ack]) -> Result<(), Error> {
         if acks.is_empty() {
             return Ok(());
@@ -631,6 +678,25 @@ impl Backend for RedisBackend {
             pipe.query_async::<()>(&mut self.fast())
                 .await
                 .map_err(Error::redis("declaring Celery queues"))
+        }
+        .boxed()
+    }
+
+    fn serve_celery_control<'a>(
+        &'a self,
+        hostname: &'a str,
+        task_names: &'a [String],
+    ) -> BrokerFuture<'a, ()> {
+        async move {
+            let mut failures = 0u32;
+            loop {
+                if let Err(e) = self.control_session(hostname, task_names).await {
+                    failures = failures.saturating_add(1);
+                    tracing::debug!(error = %e, "Celery remote control: resubscribing");
+                }
+                let delay = Duration::from_millis(100u64 << failures.min(6));
+                tokio::time::sleep(delay).await;
+            }
         }
         .boxed()
     }

@@ -49,6 +49,7 @@
 
 mod client;
 pub(crate) mod envelope;
+pub(crate) mod pidbox;
 pub(crate) mod reply;
 
 pub use client::{CeleryClient, SendCelery, SentTask};
@@ -78,7 +79,8 @@ pub struct CeleryConfig {
     /// `<prefix>_celery-task-meta-<id>` (no `_` is added when the prefix ends in `:`, `_`,
     /// `-` or `.`), as Celery's Redis backend names them.
     pub key_prefix: String,
-    /// The name this worker answers to in result records and `celery inspect`.
+    /// The name this worker answers to in result records and `celery inspect` (default
+    /// `posts-worker.<pid>@<host>`).
     pub hostname: String,
     /// The largest envelope accepted (default 2 MiB); larger ones fail with
     /// `MalformedMessage`.
@@ -105,7 +107,8 @@ impl Default for CeleryConfig {
             queues: vec![DEFAULT_QUEUE.to_owned()],
             result_expires: Duration::from_secs(24 * 3600),
             key_prefix: String::new(),
-            hostname: format!("posts-worker@{}", hostname()),
+            // The pid keeps apart several workers of one host in `celery inspect`.
+            hostname: format!("posts-worker.{}@{}", std::process::id(), hostname()),
             max_message_bytes: 2 * 1024 * 1024,
             aliases: BTreeMap::new(),
             exceptions: BTreeMap::new(),

@@ -257,6 +257,27 @@ impl Worker {
             config.clone(),
             stop_background.clone(),
         ));
+        let control = config.celery.as_ref().map(|celery| {
+            let broker = self.broker.clone();
+            let hostname = celery.hostname.clone();
+            let names: Vec<String> = shared
+                .app
+                .task_names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            let stop = stop_background.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    served = broker.backend().serve_celery_control(&hostname, &names) => {
+                        if let Err(e) = served {
+                            warn!(error = %e, "Celery remote control stopped");
+                        }
+                    }
+                    _ = stop.cancelled() => {}
+                }
+            })
+        });
         let fetchers: Vec<_> = sources
             .into_iter()
             .map(|source| {
@@ -317,6 +338,9 @@ impl Worker {
         stop_background.cancel();
         let _ = heartbeat.await;
         let _ = maintenance.await;
+        if let Some(control) = control {
+            let _ = control.await;
+        }
         // Whatever is still listed as in flight (e.g. acknowledgements that failed) goes
         // back to its queue.
         if let Err(e) = self.broker.backend().unregister(&self.id).await {
