@@ -389,3 +389,19 @@ redis.call('LPUSH', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 return 1
 "#;
+
+/// KEYS: result key. ARGV: STARTED record, ttl s. Stores a Celery STARTED record (`SETEX` and
+/// `PUBLISH`) unless the task already has a final one: the worker sends it without waiting,
+/// so it may arrive after the result.
+pub(super) const CELERY_STARTED: &str = r#"
+local old = redis.call('GET', KEYS[1])
+if old then
+  local ok, v = pcall(cjson.decode, old)
+  if ok and type(v) == 'table' and (v.status == 'SUCCESS' or v.status == 'FAILURE' or v.status == 'REVOKED') then
+    return 0
+  end
+end
+redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
+redis.call('PUBLISH', KEYS[1], ARGV[1])
+return 1
+"#;

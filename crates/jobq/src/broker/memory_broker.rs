@@ -280,6 +280,15 @@ impl Backend for MemoryBackend {
         async { Err(celery_needs_redis()) }.boxed()
     }
 
+    fn celery_started<'a>(
+        &'a self,
+        _key: &'a str,
+        _record: &'a str,
+        _ttl: Duration,
+    ) -> BrokerFuture<'a, ()> {
+        async { Err(celery_needs_redis()) }.boxed()
+    }
+
     fn serve_celery_control<'a>(
         &'a self,
         _hostname: &'a str,

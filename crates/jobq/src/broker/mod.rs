@@ -228,6 +228,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Celery's tooling sees them. Fails on a backend Python clients cannot reach.
     fn declare_celery_queues<'a>(&'a self, queues: &'a [String]) -> BrokerFuture<'a, ()>;
 
+    /// Stores a Celery STARTED `record` under `key` for `ttl` unless a final record is
+    /// there.
+    fn celery_started<'a>(
+        &'a self,
+        key: &'a str,
+        record: &'a str,
+        ttl: Duration,
+    ) -> BrokerFuture<'a, ()>;
+
     /// Answers Celery remote-control requests (`celery inspect ping`, `registered`) as
     /// `hostname` until the future is dropped, resubscribing after connection failures.
     fn serve_celery_control<'a>(

@@ -177,6 +177,7 @@ struct Scripts {
     reap: Script,
     unregister: Script,
     requeue_dead: Script,
+    celery_started: Script,
 }
 
 /// The Redis backend behind a [`Broker`].
@@ -278,6 +279,7 @@ impl RedisBackend {
                 reap: Script::new(&lua::reap()),
                 unregister: Script::new(&lua::unregister()),
                 requeue_dead: Script::new(lua::REQUEUE_DEAD),
+                celery_started: Script::new(lua::CELERY_STARTED),
             },
             schedules,
         })
@@ -678,6 +680,26 @@ impl Backend for RedisBackend {
             pipe.query_async::<()>(&mut self.fast())
                 .await
                 .map_err(Error::redis("declaring Celery queues"))
+        }
+        .boxed()
+    }
+
+    fn celery_started<'a>(
+        &'a self,
+        key: &'a str,
+        record: &'a str,
+        ttl: Duration,
+    ) -> BrokerFuture<'a, ()> {
+        async move {
+            self.scripts
+                .celery_started
+                .key(key)
+                .arg(record)
+                .arg(ttl.as_secs().max(1))
+                .invoke_async::<i64>(&mut self.fast())
+                .await
+                .map(drop)
+                .map_err(Error::redis("recording a started Celery task"))
         }
         .boxed()
     }

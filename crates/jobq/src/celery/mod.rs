@@ -85,6 +85,9 @@ pub struct CeleryConfig {
     /// The largest envelope accepted (default 2 MiB); larger ones fail with
     /// `MalformedMessage`.
     pub max_message_bytes: usize,
+    /// Store a STARTED record when a task starts, as Celery's `task_track_started` does
+    /// (default off; clients that poll `.state` see `STARTED` instead of `PENDING`).
+    pub track_started: bool,
     aliases: BTreeMap<String, String>,
     exceptions: BTreeMap<String, PythonException>,
 }
@@ -110,6 +113,7 @@ impl Default for CeleryConfig {
             // The pid keeps apart several workers of one host in `celery inspect`.
             hostname: format!("posts-worker.{}@{}", std::process::id(), hostname()),
             max_message_bytes: 2 * 1024 * 1024,
+            track_started: false,
             aliases: BTreeMap::new(),
             exceptions: BTreeMap::new(),
         };

@@ -104,6 +104,19 @@ impl CeleryLayer {
         }
     }
 
+    /// The STARTED record of `job` (Celery's `task_track_started`), with its key.
+    pub(crate) fn started_record(&self, job: &JobMessage) -> (String, String) {
+        let record = json!({
+            "status": "STARTED",
+            "result": {"pid": std::process::id(), "hostname": self.config.hostname},
+            "traceback": null,
+            "children": [],
+            "date_done": null,
+            "task_id": job.id,
+        });
+        (self.config.result_key(job.id.as_str()), record.to_string())
+    }
+
     /// Turns the native acknowledgement of a Celery job into its Celery reply. Other
     /// outcomes (retry, requeue, an unreadable message) stay as they are.
     pub(crate) fn reply(&self, ack: Ack, queue: &str, retries: u32) -> Ack {

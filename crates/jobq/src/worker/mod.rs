@@ -563,6 +563,20 @@ async fn run_job(
             retries = job.attempt;
             if let Some(layer) = celery {
                 match layer.prepare(&shared.app, &mut job, tag.as_stored().len()) {
+                    Prepared::Run if layer.config().track_started => {
+                        // Not awaited, like native STARTED states: the script never
+                        // overwrites a final record that overtook it.
+                        let (key, record) = layer.started_record(&job);
+                        let broker = shared.broker.clone();
+                        let ttl = layer.config().result_expires;
+                        tokio::spawn(async move {
+                            if let Err(e) =
+                                broker.backend().celery_started(&key, &record, ttl).await
+                            {
+                                debug!(error = %e, "could not record a started Celery task");
+                            }
+                        });
+                    }
                     Prepared::Run => {}
                     Prepared::Defer => {
                         drop(slot);

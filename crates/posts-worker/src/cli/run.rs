@@ -31,6 +31,9 @@ pub(crate) struct Args {
     /// How long Celery result records are kept, in seconds (Celery's `result_expires`).
     #[arg(long, value_name = "SECS", default_value_t = 86_400)]
     celery_result_expires: u64,
+    /// Store a STARTED record when a Celery task starts (Celery's `task_track_started`).
+    #[arg(long)]
+    celery_track_started: bool,
     /// The Celery result backend's `global_keyprefix`, when the Python clients set one.
     #[arg(long, value_name = "PREFIX")]
     celery_key_prefix: Option<String>,
@@ -85,6 +88,7 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
             celery.queues = args.celery_queues;
         }
         celery.result_expires = std::time::Duration::from_secs(args.celery_result_expires);
+        celery.track_started = args.celery_track_started;
         if let Some(prefix) = args.celery_key_prefix {
             celery.key_prefix = prefix;
         }
