@@ -30,6 +30,9 @@ pub(crate) struct Args {
     /// `scorer_worker.tasks.sentiment_scorer`) to the Redis of --redis-url.
     #[arg(long)]
     celery: bool,
+    /// Keyword arguments as a JSON object (with --celery), e.g. `--kwargs '{"text": "hi"}'`.
+    #[arg(long, value_name = "JSON", requires = "celery", value_parser = parse_kwargs)]
+    kwargs: Option<Map<String, Value>>,
     /// The Celery queue to send to (with --celery).
     #[arg(
         long,
@@ -51,7 +54,8 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
             .await
             .with_context(|| format!("cannot reach the Celery broker at {}", global.redis_url))?
             .queue(args.celery_queue);
-        let sent = celery.send(&args.task, positional, Map::new()).await?;
+        let kwargs = args.kwargs.unwrap_or_default();
+        let sent = celery.send(&args.task, positional, kwargs).await?;
         let outcome = match wait {
             Some(wait) => Some((wait, sent.get(wait).await)),
             None => None,
@@ -95,6 +99,14 @@ fn parse_arg(arg: &str) -> Value {
     serde_json::from_str(arg).unwrap_or_else(|_| Value::String(arg.to_owned()))
 }
 
+fn parse_kwargs(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(format!("expected a JSON object, got {other}")),
+        Err(e) => Err(format!("not valid JSON: {e}")),
+    }
+}
+
 fn wait_duration(secs: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(secs)
         .map_err(|_| anyhow::anyhow!("--wait must be a non-negative number of seconds, got {secs}"))
@@ -112,6 +124,13 @@ mod tests {
         assert_eq!(parse_arg("\"10\""), json!("10"));
         assert_eq!(parse_arg("[1,2]"), json!([1, 2]));
         assert_eq!(parse_arg("null"), Value::Null);
+    }
+
+    #[test]
+    fn kwargs_must_be_a_json_object() {
+        assert_eq!(parse_kwargs(r#"{"k": 1}"#).unwrap().get("k"), Some(&json!(1)));
+        assert!(parse_kwargs("[1]").unwrap_err().contains("JSON object"));
+        assert!(parse_kwargs("{").unwrap_err().contains("not valid JSON"));
     }
 
     #[test]
