@@ -82,6 +82,15 @@
 //! Explicit-key outputs ([`TaskContext::set_key`]) go to whatever key the handler names,
 //! outside the namespace.
 //!
+//! A worker with a [`celery::CeleryConfig`] also uses Celery's own keys, outside the
+//! namespace as Python clients expect them: the queue lists (`celery`, `celery\x06\x163`,
+//! ...), `celery-task-meta-<id>` results, `_kombu.binding.<queue>` sets and the
+//! `/<db>.celery.pidbox` channel (see [`celery`]). A Celery message in flight sits in the
+//! worker's `{ns}:processing:<worker>` list as the envelope it was; one waiting for its
+//! `eta` sits in `{ns}:delayed` and then `{ns}:queue:<celery queue>` as a job message with
+//! its Celery context. These keys span slots, so the Celery listener needs a standalone
+//! Redis (as kombu does).
+//!
 //! A job message ([`JobMessage`]) is a JSON object: `id`, `task`, `args` (array or object), `queue`,
 //! `attempt`, and optionally `max_retries`, `time_limit_ms`, `result_ttl_ms`, `eta_ms`,
 //! `created_at_ms`. A message that does not decode goes to the dead-letter list; if its id

@@ -128,7 +128,10 @@ mod tests {
 
     #[test]
     fn kwargs_must_be_a_json_object() {
-        assert_eq!(parse_kwargs(r#"{"k": 1}"#).unwrap().get("k"), Some(&json!(1)));
+        assert_eq!(
+            parse_kwargs(r#"{"k": 1}"#).unwrap().get("k"),
+            Some(&json!(1))
+        );
         assert!(parse_kwargs("[1]").unwrap_err().contains("JSON object"));
         assert!(parse_kwargs("{").unwrap_err().contains("not valid JSON"));
     }
