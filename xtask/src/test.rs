@@ -43,6 +43,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     require_redis_server()?;
     let root = workspace_root();
     seed_sample_db_if_missing(&root)?;
+    let python =
+        crate::python::celery_python(&root).context("preparing the Python Celery environment")?;
 
     let redis = TestRedis::obtain().context("obtaining a Redis for the tests")?;
     match redis.source() {
@@ -54,7 +56,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("building the runtime that supervises `cargo test`")
-        .and_then(|runtime| runtime.block_on(run_cargo_test(&root, redis.url(), &args)));
+        .and_then(|runtime| runtime.block_on(run_cargo_test(&root, redis.url(), &python, &args)));
     // Tear down before exiting: `process::exit` skips destructors.
     drop(redis);
     let code = outcome?;
@@ -88,14 +90,14 @@ fn require_redis_server() -> anyhow::Result<()> {
 }
 
 /// The workspace root: xtask lives one level below it.
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
 /// Builds `sample_data/sample_posts.db` from the raw sample files when it does not exist,
 /// as `posts-worker demo` would; tests that need other data build their own databases.
-fn seed_sample_db_if_missing(root: &Path) -> anyhow::Result<()> {
+pub(crate) fn seed_sample_db_if_missing(root: &Path) -> anyhow::Result<()> {
     let db_path = root.join(DEFAULT_DB_PATH);
     if db_path.exists() {
         return Ok(());
@@ -116,7 +118,12 @@ fn seed_sample_db_if_missing(root: &Path) -> anyhow::Result<()> {
 /// and returns its exit code. On SIGINT/SIGTERM/SIGHUP it passes the signal to cargo's
 /// process group and waits for it to stop, killing the group after [`INTERRUPT_GRACE`], so
 /// the caller can still tear the Redis down.
-async fn run_cargo_test(root: &Path, redis_url: &str, args: &Args) -> anyhow::Result<i32> {
+async fn run_cargo_test(
+    root: &Path,
+    redis_url: &str,
+    python: &Path,
+    args: &Args,
+) -> anyhow::Result<i32> {
     // Listening before cargo starts, so no signal in between ends xtask without teardown.
     let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
@@ -143,6 +150,7 @@ async fn run_cargo_test(root: &Path, redis_url: &str, args: &Args) -> anyhow::Re
         .args(&args.cargo_test_args)
         .current_dir(root)
         .env(REDIS_URL_ENV, redis_url)
+        .env(crate::python::PYTHON_ENV, python)
         .process_group(0)
         .kill_on_drop(true)
         .spawn()

@@ -1,5 +1,6 @@
 //! `cargo xtask bench <suite>`: the benchmarks behind the speed targets.
 
+mod celery;
 mod queue;
 mod seed;
 mod tasks;
@@ -21,6 +22,8 @@ enum Suite {
     Tasks(tasks::Args),
     /// Synthetic seeding: rows/s and peak RSS.
     Seed(seed::Args),
+    /// A stock Python Celery client against posts-worker and a Python Celery worker.
+    Celery(celery::Args),
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -31,6 +34,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         Suite::Queue(args) => queue::run(args),
         Suite::Tasks(args) => tasks::run(args),
         Suite::Seed(args) => seed::run(args),
+        Suite::Celery(args) => celery::run(args),
     }
 }
 

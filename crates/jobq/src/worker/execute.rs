@@ -196,16 +196,18 @@ async fn run_in_span(
             } else {
                 // Exhausted retries and failures nothing can fix are set aside; a plain
                 // failure of a task without retries is just its result.
-                let dead = max_retries > 0
-                    || matches!(
-                        error.kind(),
-                        TaskError::INVALID_ARGUMENTS | TaskError::UNKNOWN_TASK
-                    );
+                let dead = max_retries > 0 || unfixable(error.kind());
                 warn!(%error, dead_lettered = dead, "job failed");
                 fail_for_good(job, tag, error, ttl, dead)
             }
         }
     }
+}
+
+/// Whether a failure of `kind` is one no rerun can fix (the message itself is wrong): such
+/// jobs are also set aside as dead letters.
+pub(crate) fn unfixable(kind: &str) -> bool {
+    matches!(kind, TaskError::INVALID_ARGUMENTS | TaskError::UNKNOWN_TASK)
 }
 
 /// The acknowledgement of a job that failed for good with `error` (set aside as a dead

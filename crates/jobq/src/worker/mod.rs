@@ -25,7 +25,6 @@ use crate::celery::reply::{CeleryLayer, Prepared};
 use crate::client::DEFAULT_QUEUE;
 use crate::error::Error;
 use crate::message::JobMessage;
-use crate::task::TaskError;
 
 /// How a [`Worker`] runs. `WorkerConfig::default()` suits production; change single
 /// settings on it (`let mut config = WorkerConfig::default(); config.concurrency = 4;`),
@@ -559,46 +558,18 @@ async fn run_job(
             drop(slot);
             execute::malformed(tag, malformed, &shared.settings)
         }
-        Ok(mut job) => 'run: {
+        Ok(job) => 'run: {
             retries = job.attempt;
-            if let Some(layer) = celery {
-                match layer.prepare(&shared.app, &mut job, tag.as_stored().len()) {
-                    Prepared::Run if layer.config().track_started => {
-                        // Not awaited, like native STARTED states: the script never
-                        // overwrites a final record that overtook it.
-                        let (key, record) = layer.started_record(&job);
-                        let broker = shared.broker.clone();
-                        let ttl = layer.config().result_expires;
-                        tokio::spawn(async move {
-                            if let Err(e) =
-                                broker.backend().celery_started(&key, &record, ttl).await
-                            {
-                                debug!(error = %e, "could not record a started Celery task");
-                            }
-                        });
-                    }
-                    Prepared::Run => {}
-                    Prepared::Defer => {
+            let (job, tag) = match celery {
+                Some(layer) => match celery_prelude(&shared, layer, job, tag) {
+                    Ok(runnable) => runnable,
+                    Err(finished) => {
                         drop(slot);
-                        break 'run Finished {
-                            ack: Ack {
-                                tag,
-                                outcome: Outcome::Defer { next: job },
-                            },
-                            writes: Vec::new(),
-                        };
+                        break 'run finished;
                     }
-                    Prepared::Fail(error) => {
-                        drop(slot);
-                        let dead = matches!(
-                            error.kind(),
-                            TaskError::INVALID_ARGUMENTS | TaskError::UNKNOWN_TASK
-                        );
-                        let ttl = layer.config().result_expires;
-                        break 'run execute::fail_for_good(*job, tag, error, ttl, dead);
-                    }
-                }
-            }
+                },
+                None => (job, tag),
+            };
             let slot = match slot {
                 Some(slot) => Some(slot),
                 None => tokio::select! {
@@ -630,6 +601,45 @@ async fn run_job(
     let mut outstanding = shared.outstanding.lock();
     if outstanding.remove(&key).is_some() {
         let _ = shared.acks.send(AckMessage::Ack(finished.ack));
+    }
+}
+
+/// The Celery layer's checks before a Celery job runs: the job and its tag when it is to
+/// run (its name resolved, its arguments bound), or how it ends without running.
+fn celery_prelude(
+    shared: &Shared,
+    layer: &CeleryLayer,
+    mut job: Box<JobMessage>,
+    tag: DeliveryTag,
+) -> Result<(Box<JobMessage>, DeliveryTag), Finished> {
+    match layer.prepare(&shared.app, &mut job, tag.as_stored().len()) {
+        Prepared::Run => {
+            if layer.config().track_started {
+                // Not awaited, like native STARTED states: the script never overwrites a
+                // final record that overtook it.
+                let (key, record) = layer.started_record(&job);
+                let broker = shared.broker.clone();
+                let ttl = layer.config().result_expires;
+                tokio::spawn(async move {
+                    if let Err(e) = broker.backend().celery_started(&key, &record, ttl).await {
+                        debug!(error = %e, "could not record a started Celery task");
+                    }
+                });
+            }
+            Ok((job, tag))
+        }
+        Prepared::Defer => Err(Finished {
+            ack: Ack {
+                tag,
+                outcome: Outcome::Defer { next: job },
+            },
+            writes: Vec::new(),
+        }),
+        Prepared::Fail(error) => {
+            let dead = execute::unfixable(error.kind());
+            let ttl = layer.config().result_expires;
+            Err(execute::fail_for_good(*job, tag, error, ttl, dead))
+        }
     }
 }
 
