@@ -448,16 +448,28 @@ async fn fetch_loop(
             }
             _ => 0,
         };
-        let capacity = 1 + extra;
-        let fetched = tokio::select! {
-            fetched = shared.broker.backend().fetch(&shared.worker_id, &source, capacity, config.block_timeout) => fetched,
-            _ = stop.cancelled() => {
-                // Anything a cancelled fetch moved stays in this worker's in-flight list,
-                // which unregistering puts back on the queue.
-                shared.fetched.add_permits(capacity);
-                return;
-            }
+        let mut capacity = 1 + extra;
+        // With slots to spare, first take what is waiting without blocking; when nothing is,
+        // block for one job only, so the spare slots stay free for the other fetchers.
+        let first_wait = if extra > 0 {
+            Duration::ZERO
+        } else {
+            config.block_timeout
         };
+        let Some(mut fetched) = fetch_or_stop(&shared, &source, capacity, first_wait, &stop).await
+        else {
+            return;
+        };
+        if extra > 0 && fetched.as_ref().is_ok_and(Vec::is_empty) {
+            shared.fetched.add_permits(extra);
+            capacity = 1;
+            let Some(blocked) =
+                fetch_or_stop(&shared, &source, capacity, config.block_timeout, &stop).await
+            else {
+                return;
+            };
+            fetched = blocked;
+        }
         let deliveries = match fetched {
             Ok(deliveries) => {
                 failures = 0;
@@ -483,6 +495,26 @@ async fn fetch_loop(
             // goes out on the shared connection: a lone job's ack then reaches Redis first,
             // which is what its waiting client's latency depends on.
             tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Fetches up to `capacity` jobs (holding that many slots), or returns the slots and
+/// `None` when the worker stops fetching first.
+async fn fetch_or_stop(
+    shared: &Shared,
+    source: &Source,
+    capacity: usize,
+    block: Duration,
+    stop: &CancellationToken,
+) -> Option<Result<Vec<Delivery>, Error>> {
+    tokio::select! {
+        fetched = shared.broker.backend().fetch(&shared.worker_id, source, capacity, block) => Some(fetched),
+        _ = stop.cancelled() => {
+            // Anything a cancelled fetch moved stays in this worker's in-flight list,
+            // which unregistering puts back on the queue.
+            shared.fetched.add_permits(capacity);
+            None
         }
     }
 }
