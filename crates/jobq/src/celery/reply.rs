@@ -174,6 +174,17 @@ impl CeleryLayer {
             ("SUCCESS", result.clone(), None),
             &children,
         );
+        self.reply_to(ctx, task_id, record, &children)
+    }
+
+    /// A successful reply storing `record` and sending `children`, to adjust for failures.
+    fn reply_to(
+        &self,
+        ctx: &CeleryContext,
+        task_id: &str,
+        record: String,
+        children: &[Outgoing],
+    ) -> CeleryReply {
         let origin = &self.config.hostname;
         CeleryReply {
             result_key: (!ctx.ignore_result).then(|| self.config.result_key(task_id)),
@@ -260,18 +271,11 @@ impl CeleryLayer {
                 (self.config.result_key(id), record.to_string())
             })
             .collect();
-        let origin = &self.config.hostname;
         CeleryReply {
-            result_key: (!ctx.ignore_result).then(|| self.config.result_key(task_id)),
-            record,
-            ttl: self.config.result_expires,
             failed: true,
             dead_letter,
-            pushes: errbacks
-                .iter()
-                .map(|c| (c.list(), c.encode(origin)))
-                .collect(),
             extra_records,
+            ..self.reply_to(ctx, task_id, record, &errbacks)
         }
     }
 
