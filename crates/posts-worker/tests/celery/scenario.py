@@ -11,7 +11,11 @@ import os
 import sys
 import time
 
+import sqlite3
+
 import redis
+from billiard.exceptions import TimeLimitExceeded
+from celery.exceptions import NotRegistered, TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
 # The upstream example's range: exactly the sample posts dated 2017-05-31.
@@ -47,6 +51,19 @@ def elapsed_ms(started):
     return round((time.monotonic() - started) * 1000.0, 3)
 
 
+# The classes a Python caller would write in an `except` clause for these tasks.
+CATCHABLE = {
+    "ValueError": ValueError,
+    "TypeError": TypeError,
+    "NotImplementedError": NotImplementedError,
+    "sqlite3.OperationalError": sqlite3.OperationalError,
+    "celery.exceptions.NotRegistered": NotRegistered,
+    "celery.exceptions.TaskRevokedError": TaskRevokedError,
+    "celery.exceptions.TimeoutError": CeleryTimeoutError,
+    "billiard.exceptions.TimeLimitExceeded": TimeLimitExceeded,
+}
+
+
 def describe_exception(exc):
     """What a Python caller can tell about an exception ``.get()`` raised."""
     return {
@@ -54,9 +71,7 @@ def describe_exception(exc):
         "module": type(exc).__module__,
         "message": str(exc),
         "args": json.loads(json.dumps(exc.args, default=repr)),
-        "is_value_error": isinstance(exc, ValueError),
-        "is_type_error": isinstance(exc, TypeError),
-        "is_timeout": isinstance(exc, CeleryTimeoutError),
+        "catchable_as": sorted(name for name, cls in CATCHABLE.items() if isinstance(exc, cls)),
     }
 
 
