@@ -4,6 +4,9 @@
 //! end-to-end tests use this instead of the library API so they do not depend on how the
 //! crates are wired inside.
 
+// Each test file that includes this module uses a different part of it.
+#![allow(dead_code)]
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -35,12 +38,18 @@ pub(crate) struct Deployment {
 impl Deployment {
     /// Seeds `sample_data/raw` into a fresh DB with `posts-worker --db DB seed`.
     pub(crate) fn seeded(prefix: &str) -> Deployment {
+        let redis = TestRedis::shared().unwrap_or_else(|e| panic!("{e}"));
+        Deployment::seeded_on(prefix, redis.url())
+    }
+
+    /// [`seeded`](Self::seeded), on the Redis at `redis_url` instead of the shared one
+    /// (for tests whose keys are not namespaced, such as Celery's).
+    pub(crate) fn seeded_on(prefix: &str, redis_url: &str) -> Deployment {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("posts.db");
-        let redis = TestRedis::shared().unwrap_or_else(|e| panic!("{e}"));
         let deployment = Deployment {
             db,
-            redis_url: redis.url().to_owned(),
+            redis_url: redis_url.to_owned(),
             namespace: unique_namespace(prefix),
             dir,
         };
@@ -48,6 +57,11 @@ impl Deployment {
         let out = deployment.run(&["seed", "--raw-dir", path_arg(&raw)]);
         assert_success(&out, "posts-worker seed");
         deployment
+    }
+
+    /// The deployment's temp dir (the DB, logs, and files tests put there).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// A file path inside the deployment's temp dir.
@@ -129,6 +143,17 @@ impl Deployment {
         }
     }
 
+    /// `posts-worker dead list`: every dead letter of the namespace, newest first.
+    pub(crate) fn dead_letters(&self) -> Vec<Value> {
+        let out = self.run(&["dead", "list", "--limit", "10000"]);
+        assert_success(&out, "posts-worker dead list");
+        out.stdout
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(json)
+            .collect()
+    }
+
     /// Waits until `n` workers heartbeat in the namespace.
     pub(crate) fn wait_for_workers(&self, n: u64) {
         self.wait_for_status(&format!("{n} live workers"), |status| {
@@ -177,6 +202,24 @@ impl RunProcess {
                 Err(e) => panic!("waiting for {}: {e}", self.name),
             }
         }
+    }
+
+    /// SIGKILL (a crash: nothing is cleaned up) and reap the process.
+    pub(crate) fn kill(mut self) {
+        let mut child = self.child.take().expect("the process is running");
+        child
+            .kill()
+            .unwrap_or_else(|e| panic!("SIGKILL {}: {e}", self.name));
+        child
+            .wait()
+            .unwrap_or_else(|e| panic!("reaping {}: {e}", self.name));
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// SIGTERM, then the exit status must be 0.
