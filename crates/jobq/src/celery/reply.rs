@@ -119,7 +119,7 @@ impl CeleryLayer {
 
     /// Turns the native acknowledgement of a Celery job into its Celery reply. Other
     /// outcomes (retry, requeue, an unreadable message) stay as they are.
-    pub(crate) fn reply(&self, ack: Ack, queue: &str, retries: u32) -> Ack {
+    pub(crate) fn reply(&self, ack: Ack, run: &RunFacts<'_>) -> Ack {
         let Ack { tag, outcome } = ack;
         let (
             Some(ctx),
@@ -134,16 +134,11 @@ impl CeleryLayer {
         };
         let reply = match &record {
             ResultRecord::Success { job_id, result, .. } => {
-                self.success(ctx, job_id.as_str(), queue, retries, result)
+                self.success(ctx, job_id.as_str(), run.queue, run.retries, result)
             }
-            ResultRecord::Failure { job_id, error, .. } => self.failure(
-                ctx,
-                job_id.as_str(),
-                queue,
-                retries,
-                error,
-                dead_letter.clone(),
-            ),
+            ResultRecord::Failure { job_id, error, .. } => {
+                self.failure(ctx, job_id.as_str(), run, error, dead_letter.clone())
+            }
         };
         Ack {
             tag,
@@ -204,15 +199,21 @@ impl CeleryLayer {
         &self,
         ctx: &CeleryContext,
         task_id: &str,
-        queue: &str,
-        retries: u32,
+        run: &RunFacts<'_>,
         failure: &TaskFailure,
         dead_letter: Option<DeadLetter>,
     ) -> CeleryReply {
+        let RunFacts {
+            queue,
+            retries,
+            time_limit,
+        } = *run;
         let exception = self.config.python_exception(&failure.kind);
-        let (status, exc_message) = match failure.kind.as_str() {
-            EXPIRED => ("REVOKED", json!(["expired"])),
-            TaskError::UNKNOWN_TASK => ("FAILURE", json!([ctx.name])),
+        // The exception's arguments as Python's would have them where Celery's are known.
+        let (status, exc_message) = match (failure.kind.as_str(), time_limit) {
+            (EXPIRED, _) => ("REVOKED", json!(["expired"])),
+            (TaskError::UNKNOWN_TASK, _) => ("FAILURE", json!([ctx.name])),
+            (TaskError::TIME_LIMIT_EXCEEDED, Some(limit)) => ("FAILURE", json!([seconds(limit)])),
             _ => ("FAILURE", json!([failure.message])),
         };
         let result = json!({
@@ -373,6 +374,26 @@ impl CeleryLayer {
             .map(as_list);
         child.chain = (!chain.is_empty()).then(|| Value::Array(chain.to_vec()));
         Some(child)
+    }
+}
+
+/// What the reply needs to know about the run besides its outcome.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunFacts<'a> {
+    /// The queue the message came from.
+    pub(crate) queue: &'a str,
+    /// Celery's `retries` of the message.
+    pub(crate) retries: u32,
+    /// The time limit the run had.
+    pub(crate) time_limit: Option<Duration>,
+}
+
+/// A duration in seconds as Python would print the limit: whole seconds as an integer.
+fn seconds(limit: Duration) -> Value {
+    if limit.subsec_nanos() == 0 {
+        json!(limit.as_secs())
+    } else {
+        json!(limit.as_secs_f64())
     }
 }
 
@@ -638,7 +659,12 @@ mod tests {
             kind: "InvalidArgument".into(),
             message: "from_ must be before to".into(),
         };
-        let reply = layer.failure(&context, "id", "celery", 0, &failure, None);
+        let run = RunFacts {
+            queue: "celery",
+            retries: 0,
+            time_limit: None,
+        };
+        let reply = layer.failure(&context, "id", &run, &failure, None);
         let record: Value = serde_json::from_str(&reply.record).unwrap();
         assert_eq!(record["status"], "FAILURE");
         assert_eq!(
@@ -660,13 +686,22 @@ mod tests {
             kind: EXPIRED.into(),
             message: "expired".into(),
         };
-        let revoked: Value = serde_json::from_str(
-            &layer
-                .failure(&context, "id", "celery", 0, &expired, None)
-                .record,
-        )
-        .unwrap();
+        let revoked: Value =
+            serde_json::from_str(&layer.failure(&context, "id", &run, &expired, None).record)
+                .unwrap();
         assert_eq!(revoked["status"], "REVOKED");
+        let over = TaskFailure {
+            kind: TaskError::TIME_LIMIT_EXCEEDED.into(),
+            message: "the task ran longer than its time limit of 1s".into(),
+        };
+        let limited = RunFacts {
+            time_limit: Some(Duration::from_secs(1)),
+            ..run
+        };
+        let record: Value =
+            serde_json::from_str(&layer.failure(&context, "id", &limited, &over, None).record)
+                .unwrap();
+        assert_eq!(record["result"]["exc_message"], json!([1]));
         assert_eq!(revoked["result"]["exc_type"], "TaskRevokedError");
     }
 }

@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::broker::wire::{Delivery, DeliveryTag};
 use crate::broker::{Ack, Broker, Outcome, Source};
 use crate::celery::CeleryConfig;
-use crate::celery::reply::{CeleryLayer, Prepared};
+use crate::celery::reply::{CeleryLayer, Prepared, RunFacts};
 use crate::client::DEFAULT_QUEUE;
 use crate::error::Error;
 use crate::message::JobMessage;
@@ -60,7 +60,9 @@ pub struct WorkerConfig {
     /// The most delayed jobs moved per broker call (default 1000), so a large backlog is
     /// moved in short steps that never stall Redis or the worker.
     pub promote_batch: usize,
-    /// The worker id (default: a fresh UUID per run).
+    /// The worker id (default: a fresh UUID per run). A worker started with an id takes
+    /// back what a previous run with that id left in flight (it was killed), at once
+    /// instead of after the visibility timeout, so ids must not be shared by live workers.
     pub worker_id: Option<String>,
     /// Also consume Celery protocol v2 messages and answer in Celery's format (default:
     /// off; needs a Redis broker). See [`crate::celery`].
@@ -192,6 +194,14 @@ impl Worker {
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         self.config.validate()?;
         let config = self.config;
+        if config.worker_id.is_some() {
+            // A previous run under this id may have died with jobs in flight: they go back to
+            // their queues now (the reaper would only return them after the visibility
+            // timeout).
+            if let Err(e) = self.broker.backend().unregister(&self.id).await {
+                warn!(worker_id = %self.id, error = %e, "could not take back the jobs of a previous run");
+            }
+        }
         let mut sources: Vec<Source> = config.queues.iter().cloned().map(Source::Queue).collect();
         if let Some(celery) = &config.celery {
             sources.extend(celery.queues.iter().cloned().map(Source::Celery));
@@ -585,6 +595,7 @@ async fn run_job(
     let Delivery { tag, job } = delivery;
     let celery = shared.celery.as_ref().filter(|_| tag.celery().is_some());
     let mut retries = 0;
+    let mut time_limit = None;
     let finished = match job {
         Err(malformed) => {
             drop(slot);
@@ -602,6 +613,10 @@ async fn run_job(
                 },
                 None => (job, tag),
             };
+            time_limit = job
+                .time_limit_ms
+                .map(Duration::from_millis)
+                .or_else(|| shared.app.get(&job.task).and_then(|entry| entry.time_limit));
             let slot = match slot {
                 Some(slot) => Some(slot),
                 None => tokio::select! {
@@ -620,7 +635,14 @@ async fn run_job(
     };
     let finished = match celery {
         Some(layer) => Finished {
-            ack: layer.reply(finished.ack, &queue, retries),
+            ack: layer.reply(
+                finished.ack,
+                &RunFacts {
+                    queue: &queue,
+                    retries,
+                    time_limit,
+                },
+            ),
             writes: finished.writes,
         },
         None => finished,

@@ -42,6 +42,11 @@ pub(crate) struct Args {
     /// Celery name runs the task named like its last dotted segment.
     #[arg(long, value_name = "NAME=TASK", value_parser = parse_alias)]
     celery_alias: Vec<(String, String)>,
+    /// This worker's id (default: a fresh one per run). Restarted with the same id, a
+    /// worker takes back at once what its killed predecessor left in flight; never give two
+    /// live workers the same id.
+    #[arg(long)]
+    worker_id: Option<String>,
     /// How long after a dead worker's last heartbeat its jobs go back to their queues, in
     /// seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -73,6 +78,10 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
         .map(|file| posts_worker::schedules::load(Some(file)))
         .transpose()?;
     config.visibility_timeout = std::time::Duration::from_secs(args.visibility_timeout);
+    if let Some(id) = args.worker_id {
+        anyhow::ensure!(!id.is_empty(), "--worker-id must not be empty");
+        config.worker_id = Some(id);
+    }
     let broker = worker_broker(global).await?;
     if args.no_celery {
         tracing::info!("Celery listener off (--no-celery)");
