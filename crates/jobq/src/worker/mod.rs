@@ -608,7 +608,7 @@ async fn run_job(
                     Ok(runnable) => runnable,
                     Err(finished) => {
                         drop(slot);
-                        break 'run finished;
+                        break 'run *finished;
                     }
                 },
                 None => (job, tag),
@@ -665,7 +665,7 @@ fn celery_prelude(
     layer: &CeleryLayer,
     mut job: Box<JobMessage>,
     tag: DeliveryTag,
-) -> Result<(Box<JobMessage>, DeliveryTag), Finished> {
+) -> Result<(Box<JobMessage>, DeliveryTag), Box<Finished>> {
     match layer.prepare(&shared.app, &mut job, tag.as_stored().len()) {
         Prepared::Run => {
             if layer.config().track_started {
@@ -682,17 +682,19 @@ fn celery_prelude(
             }
             Ok((job, tag))
         }
-        Prepared::Defer => Err(Finished {
+        Prepared::Defer => Err(Box::new(Finished {
             ack: Ack {
                 tag,
                 outcome: Outcome::Defer { next: job },
             },
             writes: Vec::new(),
-        }),
+        })),
         Prepared::Fail(error) => {
             let dead = execute::unfixable(error.kind());
             let ttl = layer.config().result_expires;
-            Err(execute::fail_for_good(*job, tag, error, ttl, dead))
+            Err(Box::new(execute::fail_for_good(
+                *job, tag, error, ttl, dead,
+            )))
         }
     }
 }
