@@ -4,7 +4,8 @@
 ``priority=9``, then 20 with ``priority=0``, then one with ``countdown=2``, and saves their
 ids to STATE_FILE. Start the worker (with concurrency 1, so completion order is fetch
 order), then ``priorities.py collect STATE_FILE`` waits for every result and reports the
-order the tasks finished in (by the results' ``date_done``) and how long after it was
+order the tasks finished in (by the results' ``date_done``; task i of priority p as
+1000 * p + i) and how long after it was
 sent the countdown task finished. On Redis, priority 0 is the most urgent: every
 priority-0 task should finish before any priority-9 one.
 
@@ -75,8 +76,9 @@ def collect(state_file):
             if done is None:
                 missing_date_done += 1
             else:
-                finished.append((done, int(priority)))
-    order = [priority for _, priority in sorted(finished)]
+                finished.append((done, value_of(int(priority), i)))
+    # Each task by its value (1000 * priority + index), in the order the tasks finished.
+    order = [value for _, value in sorted(finished)]
 
     countdown = state["countdown"]
     countdown_outcome = scenario.attempt(
