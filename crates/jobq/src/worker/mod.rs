@@ -7,7 +7,7 @@ mod execute;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -161,6 +161,12 @@ struct Shared {
     /// Answers Celery messages, when the worker consumes any.
     celery: Option<CeleryLayer>,
     acks: mpsc::UnboundedSender<AckMessage>,
+    /// Fetched jobs waiting for a handler slot, started in fetch order by
+    /// [`start_in_fetch_order`].
+    waiting: mpsc::UnboundedSender<Waiting>,
+    /// How many jobs are queued in `waiting`: while any are, a newly fetched job queues
+    /// behind them instead of taking a slot that frees up.
+    waiting_count: AtomicUsize,
     /// Set when shutdown begins: jobs that have not started stay unstarted.
     draining: CancellationToken,
     /// Set when the grace period ran out: nothing more is written for running jobs.
@@ -218,6 +224,7 @@ impl Worker {
             }
         }
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let (waiting_tx, waiting_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             app: self.app,
             broker: self.broker.clone(),
@@ -234,6 +241,8 @@ impl Worker {
             },
             celery: config.celery.clone().map(CeleryLayer::new),
             acks: ack_tx,
+            waiting: waiting_tx,
+            waiting_count: AtomicUsize::new(0),
             draining: CancellationToken::new(),
             abandoned: CancellationToken::new(),
         });
@@ -287,6 +296,7 @@ impl Worker {
                 }
             })
         });
+        let launcher = tokio::spawn(start_in_fetch_order(Arc::clone(&shared), waiting_rx));
         let fetchers: Vec<_> = sources
             .into_iter()
             .map(|source| {
@@ -306,6 +316,9 @@ impl Worker {
             if let Err(e) = fetcher.await {
                 warn!(error = %e, "a fetcher ended abnormally");
             }
+        }
+        if let Err(e) = launcher.await {
+            warn!(error = %e, "the job launcher ended abnormally");
         }
 
         // Running jobs release their slot in `fetched` once acknowledged; all slots free
@@ -529,6 +542,17 @@ async fn fetch_or_stop(
     }
 }
 
+/// A fetched job waiting for a handler slot.
+struct Waiting {
+    key: u64,
+    queue: String,
+    delivery: Delivery,
+}
+
+/// Starts fetched jobs in fetch order (the order of the queue, and of Celery's priority
+/// buckets): a job takes a free handler slot at once only when no earlier one waits for
+/// one; otherwise it queues behind them for [`start_in_fetch_order`]. Spawned tasks start
+/// in any order, so slots are never left for the tasks to take themselves.
 fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
     for delivery in deliveries {
         let key = shared.outstanding.next.fetch_add(1, Ordering::Relaxed);
@@ -536,16 +560,71 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
             .outstanding
             .lock()
             .insert(key, (delivery.tag.clone(), queue.to_owned()));
-        // A free handler slot is taken here, in fetch order: the spawned tasks may start
-        // in any order, and a job fetched later must not overtake an earlier one.
-        let slot = Arc::clone(&shared.running).try_acquire_owned().ok();
-        tokio::spawn(run_job(
-            Arc::clone(shared),
+        let slot = if shared.waiting_count.load(Ordering::Acquire) == 0 {
+            Arc::clone(&shared.running).try_acquire_owned().ok()
+        } else {
+            None
+        };
+        if let Some(slot) = slot {
+            tokio::spawn(run_job(
+                Arc::clone(shared),
+                key,
+                queue.to_owned(),
+                delivery,
+                slot,
+            ));
+            continue;
+        }
+        shared.waiting_count.fetch_add(1, Ordering::AcqRel);
+        let waiting = Waiting {
             key,
-            queue.to_owned(),
+            queue: queue.to_owned(),
             delivery,
-            slot,
-        ));
+        };
+        if shared.waiting.send(waiting).is_err() {
+            // The launcher is gone (shutting down): the job stays outstanding and is put
+            // back on its queue.
+            shared.waiting_count.fetch_sub(1, Ordering::AcqRel);
+            shared.fetched.add_permits(1);
+        }
+    }
+}
+
+/// Gives waiting jobs handler slots one after the other, in the order they were fetched,
+/// until shutdown begins; jobs still waiting then were never started, stay outstanding
+/// and are put back on their queues.
+async fn start_in_fetch_order(shared: Arc<Shared>, mut waiting: mpsc::UnboundedReceiver<Waiting>) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = shared.draining.cancelled() => None,
+            next = waiting.recv() => next,
+        };
+        let Some(Waiting {
+            key,
+            queue,
+            delivery,
+        }) = next
+        else {
+            break;
+        };
+        let slot = tokio::select! {
+            biased;
+            _ = shared.draining.cancelled() => None,
+            slot = Arc::clone(&shared.running).acquire_owned() => slot.ok(),
+        };
+        // Only now, with the slot taken, may newly fetched jobs take free slots directly.
+        shared.waiting_count.fetch_sub(1, Ordering::AcqRel);
+        let Some(slot) = slot else {
+            shared.fetched.add_permits(1);
+            break;
+        };
+        tokio::spawn(run_job(Arc::clone(&shared), key, queue, delivery, slot));
+    }
+    waiting.close();
+    while waiting.try_recv().is_ok() {
+        shared.waiting_count.fetch_sub(1, Ordering::AcqRel);
+        shared.fetched.add_permits(1);
     }
 }
 
@@ -590,7 +669,7 @@ async fn run_job(
     key: u64,
     queue: String,
     delivery: Delivery,
-    slot: Option<OwnedSemaphorePermit>,
+    slot: OwnedSemaphorePermit,
 ) {
     let Delivery { tag, job } = delivery;
     let celery = shared.celery.as_ref().filter(|_| tag.celery().is_some());
@@ -617,19 +696,6 @@ async fn run_job(
                 .time_limit_ms
                 .map(Duration::from_millis)
                 .or_else(|| shared.app.get(&job.task).and_then(|entry| entry.time_limit));
-            let slot = match slot {
-                Some(slot) => Some(slot),
-                None => tokio::select! {
-                    biased;
-                    _ = shared.draining.cancelled() => None,
-                    slot = Arc::clone(&shared.running).acquire_owned() => slot.ok(),
-                },
-            };
-            let Some(slot) = slot else {
-                // Not started before shutdown: it stays outstanding and is put back.
-                shared.fetched.add_permits(1);
-                return;
-            };
             run_recording_start(&shared, *job, tag, slot).await
         }
     };
