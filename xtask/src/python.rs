@@ -1,6 +1,7 @@
 //! The pinned Python Celery environment that the Celery tests and `cargo xtask bench
 //! celery` drive: a virtual environment under `target/celery-venv`, built from the
-//! requirements file and rebuilt whenever that file changes.
+//! requirements file and rebuilt whenever that file changes (or the python named by
+//! `POSTS_WORKER_CELERY_PYTHON`, when set).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,9 +15,15 @@ pub(crate) const REQUIREMENTS: &str = "crates/posts-worker/tests/celery/requirem
 pub(crate) const PYTHON_ENV: &str = "POSTS_WORKER_CELERY_PYTHON";
 
 /// The python of the Celery environment, created or updated first when the requirements
-/// changed since it was built.
+/// changed since it was built; `$POSTS_WORKER_CELERY_PYTHON` when the developer set it.
 pub(crate) fn celery_python(root: &Path) -> anyhow::Result<PathBuf> {
-    let venv = root.join("target").join("celery-venv");
+    if let Some(python) = std::env::var_os(PYTHON_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(python));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let venv = target.join("celery-venv");
     let python = venv.join("bin").join("python");
     let requirements = root.join(REQUIREMENTS);
     let wanted = std::fs::read(&requirements)

@@ -68,6 +68,26 @@ async fn many_jobs_all_finish(broker: Broker) {
     worker.stop().await;
 }
 
+/// A prefetched batch runs in queue order even when its jobs wait for a handler slot.
+async fn jobs_start_in_queue_order(broker: Broker) {
+    let client = Client::new(broker.clone());
+    let prefix = format!("{}-", broker.namespace());
+    let labels: Vec<String> = (0..40).map(|i| format!("{prefix}{i:02}")).collect();
+    let results: Vec<AsyncResult<()>> = client
+        .delay_many("note_order", labels.iter().map(|l| [l.clone()]))
+        .await
+        .unwrap();
+    let mut config = fast_config();
+    config.concurrency = 1;
+    config.prefetch = 64;
+    let worker = RunningWorker::start(test_app(), broker, config);
+    for result in &results {
+        result.get(WAIT).await.unwrap();
+    }
+    assert_eq!(common::started_with(&prefix), labels);
+    worker.stop().await;
+}
+
 async fn get_times_out(broker: Broker) {
     // No worker runs: nothing can answer.
     let client = Client::new(broker);
@@ -821,6 +841,7 @@ macro_rules! on_both_brokers {
 on_both_brokers!(
     delay_and_get,
     many_jobs_all_finish,
+    jobs_start_in_queue_order,
     get_times_out,
     failure_carries_kind_and_message,
     unknown_task_and_bad_arguments_are_dead_lettered,

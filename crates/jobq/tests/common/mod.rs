@@ -51,6 +51,20 @@ pub(crate) fn fast_config() -> WorkerConfig {
 /// Job ids of `slow_cancellable` runs whose cancellation callback ran.
 pub(crate) static CANCELLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+/// The labels of `note_order` runs, in the order they started.
+static STARTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The labels starting with `prefix` that `note_order` saw, in the order it saw them.
+pub(crate) fn started_with(prefix: &str) -> Vec<String> {
+    STARTED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|label| label.starts_with(prefix))
+        .cloned()
+        .collect()
+}
+
 /// How often `record_run` ran, per label and per `job:<id>`, in this process.
 static RUNS: Mutex<Option<HashMap<String, u32>>> = Mutex::new(None);
 
@@ -116,6 +130,15 @@ pub(crate) fn test_app() -> App {
         .args(["len"])
         .handler(|_ctx: TaskContext, (len,): (usize,)| async move {
             Ok::<_, TaskError>("x".repeat(len))
+        });
+    app.task("note_order")
+        .args(["label"])
+        .handler(|_, (label,): (String,)| async move {
+            STARTED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(label);
+            Ok::<_, TaskError>(())
         });
     app.task("record_run").args(["label"]).handler(
         |ctx: TaskContext, (label,): (String,)| async move {
