@@ -666,3 +666,65 @@ fn a_killed_worker_s_tasks_are_recovered() {
     );
     second.terminate_cleanly();
 }
+
+/// The other direction: `posts-worker submit --celery` (jobq's `CeleryClient`) sends tasks
+/// to a stock Python Celery worker, positionally and by keyword, and reads back its
+/// results and its failures with the Python exception's module and type.
+#[test]
+fn submit_celery_calls_a_python_worker() {
+    let (_redis, deployment) = rig("celery-reverse");
+    let python_worker =
+        PythonWorker::start(&deployment.redis_url, &deployment.db, deployment.dir(), 1);
+
+    let positional = deployment.run(&[
+        "submit",
+        "--celery",
+        "tasks.substring_matches_by_platform",
+        "trump",
+        "2017-05-31",
+        "2017-06-01",
+        "--wait",
+        "30",
+    ]);
+    assert_success(&positional, "submit --celery (positional)");
+    assert_eq!(binary_support::json(&positional.stdout), trump_counts());
+
+    let keywords = deployment.run(&[
+        "submit",
+        "--celery",
+        "sandbox_worker.tasks.substring_matches_by_platform",
+        "--kwargs",
+        r#"{"match": "trump", "from_": "2017-05-31", "to": "2017-06-01"}"#,
+        "--wait",
+        "30",
+    ]);
+    assert_success(&keywords, "submit --celery (keywords)");
+    assert_eq!(binary_support::json(&keywords.stdout), trump_counts());
+
+    let failed = deployment.run(&[
+        "submit",
+        "--celery",
+        "tasks.query_posts_db",
+        "SELECT * FROM no_such_table",
+        "--wait",
+        "30",
+    ]);
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let error: Value = stderr
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("no JSON error on stderr: {stderr}"));
+    assert_eq!(
+        error["error"]["kind"], "sqlite3.OperationalError",
+        "{error}"
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no_such_table")),
+        "{error}"
+    );
+    python_worker.stop();
+}
