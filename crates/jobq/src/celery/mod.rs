@@ -9,7 +9,7 @@
 //!    list, as native jobs are moved: a worker that dies with them is reaped and they go
 //!    back to the list they came from, where any worker (Rust or Python) takes them again.
 //!    kombu's `unacked` hash is never touched.
-//! 2. [`envelope`] decodes the envelope into a typed job with its Celery context (kwargs,
+//! 2. The `envelope` module decodes the envelope into a typed job with its Celery context (kwargs,
 //!    root and parent ids, callbacks, chain, expiry). A message that cannot be decoded
 //!    fails with a FAILURE under its id, or is dead-lettered with its raw payload when no
 //!    id can be read.
