@@ -692,10 +692,13 @@ async fn run_job(
                 },
                 None => (job, tag),
             };
-            time_limit = job
-                .time_limit_ms
-                .map(Duration::from_millis)
-                .or_else(|| shared.app.get(&job.task).and_then(|entry| entry.time_limit));
+            if celery.is_some() {
+                // Only a Celery reply names the limit; native jobs skip the lookup.
+                time_limit = job
+                    .time_limit_ms
+                    .map(Duration::from_millis)
+                    .or_else(|| shared.app.get(&job.task).and_then(|entry| entry.time_limit));
+            }
             run_recording_start(&shared, *job, tag, slot).await
         }
     };
