@@ -299,6 +299,12 @@ impl Client {
         self.broker.requeue_dead(limit).await
     }
 
+    /// Sends the dead letter of job `job_id` (looked for among the newest 10,000) back to
+    /// its queue as a fresh first attempt; returns whether one was found and requeued.
+    pub async fn requeue_dead_job(&self, job_id: &JobId) -> Result<bool, Error> {
+        Ok(self.broker.requeue_dead_job(job_id, 10_000).await? > 0)
+    }
+
     /// Deletes every dead letter; returns how many there were.
     pub async fn purge_dead(&self) -> Result<usize, Error> {
         self.broker.backend().purge_dead().await

@@ -68,7 +68,7 @@
 //! | `{ns}:queues` | set | names of the queues ever sent to (for stats) |
 //! | `{ns}:processing:<worker>` | list | jobs fetched by a worker and not yet acknowledged |
 //! | `{ns}:workers` | sorted set | worker ids scored by their last heartbeat (ms) |
-//! | `{ns}:worker:<worker>:hb` | string, TTL | present while the worker is alive |
+//! | `{ns}:worker:<worker>:hb` | string, TTL | present while the worker is alive: its [`WorkerInfo`](monitor::WorkerInfo) as JSON |
 //! | `{ns}:delayed` | sorted set | ETA/countdown jobs and retries scored by due time (ms) |
 //! | `{ns}:dead` | list | dead letters (JSON [`DeadLetter`]), newest first |
 //! | `{ns}:result:<job id>` | string, TTL | the result record (`SUCCESS`/`FAILURE`) |
@@ -76,8 +76,11 @@
 //! | `{ns}:notify:<job id>` | list, TTL | pushed once the result is stored: the record itself (or `1` when larger than 4 KiB), so a waiter blocked on it needs no second read |
 //! | `{ns}:unique:<key>` | string, TTL | unique-send claims ([`SendOptions::unique`]) |
 //! | `{ns}:stats:processed`, `:failed`, `:retried` | string | counters |
+//! | `{ns}:events` | stream | the newest ~10,000 [`JobEvent`](monitor::JobEvent)s (see [`monitor`]) |
+//! | `{ns}:metrics:jobs`, `:durations`, `:minute:<m>` | hash | per-task counters and duration histograms, per-minute throughput (see [`monitor`]) |
 //! | `{ns}:schedules` | hash | the scheduler's schedules (see [`scheduler`]) |
 //! | `{ns}:schedules:last_run` | hash | the last tick sent per schedule |
+//! | `{ns}:schedules:last_job` | hash | the id of the job the last tick sent, per schedule |
 //!
 //! Explicit-key outputs ([`TaskContext::set_key`]) go to whatever key the handler names,
 //! outside the namespace.
@@ -103,6 +106,7 @@ pub mod celery;
 mod client;
 mod error;
 mod message;
+pub mod monitor;
 mod retry;
 pub mod scheduler;
 mod shutdown;

@@ -13,7 +13,7 @@ pub async fn push_raw(broker: &Broker, queue: &str, stored: &str) -> Result<(), 
 
 /// Registers `worker` as alive for `ttl`, without running a worker.
 pub async fn heartbeat(broker: &Broker, worker: &str, ttl: Duration) -> Result<(), Error> {
-    broker.backend().heartbeat(worker, ttl).await
+    broker.backend().heartbeat(worker, "{}", ttl).await
 }
 
 /// Moves up to `max` jobs of `queue` into `worker`'s in-flight list, as a worker's fetch

@@ -11,6 +11,7 @@ use redis::ScriptInvocation;
 use super::wire::{self, encode_dead_letter, encode_message, encode_result};
 use super::{Ack, Outcome};
 use crate::message::{JobState, ResultRecord, millis};
+use crate::monitor::{EVENTS_KEPT, MINUTE_TTL_S, MetricsDelta, WRITTEN_TTL_S};
 
 /// Pushes a message that cannot be routed onto the dead-letter list, in the JSON shape of
 /// [`DeadLetter`](crate::DeadLetter) (`job_id`, `task` and `queue` unknown).
@@ -135,18 +136,24 @@ end
 /// The notification pushed for a stored result is the record itself when it is no larger
 /// than the inline limit (the waiter needs no second round trip), else `1`.
 pub(super) fn ack() -> String {
-    format!("{HOME_FN}{CELERY_STORE_FN}{}", ACK_BODY)
+    format!(
+        "local minute_ttl = {MINUTE_TTL_S}\nlocal written_ttl = {WRITTEN_TTL_S}\n{HOME_FN}{CELERY_STORE_FN}{ACK_BODY}"
+    )
 }
 
 const ACK_BODY: &str = r#"
 local prefix = ARGV[1]
 local inline_limit = tonumber(ARGV[2])
 local retry_state = ARGV[3]
+local events_kept = ARGV[5]
 local proc = KEYS[1]
 local processed, failed, retried = 0, 0, 0
-for i = 4, #ARGV, 7 do
-  local op, payload, a, b, c, d, e = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+for i = 6, #ARGV, 8 do
+  local op, payload, a, b, c, d, e, ev = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   redis.call('LREM', proc, -1, payload)
+  if ev ~= '' then
+    redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', events_kept, '*', 'e', ev)
+  end
   if op == 'S' or op == 'F' then
     if a ~= '' then
       redis.call('SET', prefix .. 'result:' .. a, b, 'PX', c)
@@ -182,6 +189,17 @@ for i = 4, #ARGV, 7 do
     if d ~= '' then redis.call('LPUSH', prefix .. 'dead', d) end
   end
 end
+if ARGV[4] ~= '' then
+  local m = cjson.decode(ARGV[4])
+  for _, kv in ipairs(m.j) do redis.call('HINCRBY', prefix .. 'metrics:jobs', kv[1], kv[2]) end
+  for _, kv in ipairs(m.d) do redis.call('HINCRBY', prefix .. 'metrics:durations', kv[1], kv[2]) end
+  for _, mk in ipairs(m.m) do
+    local key = prefix .. 'metrics:minute:' .. string.format('%d', mk[1])
+    redis.call('HINCRBY', key, mk[2], mk[3])
+    redis.call('EXPIRE', key, minute_ttl)
+  end
+  for _, kv in ipairs(m.w) do redis.call('SET', prefix .. 'written:' .. kv[1], kv[2], 'EX', written_ttl) end
+end
 if processed > 0 then redis.call('INCRBY', prefix .. 'stats:processed', processed) end
 if failed > 0 then redis.call('INCRBY', prefix .. 'stats:failed', failed) end
 if retried > 0 then redis.call('INCRBY', prefix .. 'stats:retried', retried) end
@@ -189,7 +207,9 @@ return processed + retried
 "#;
 
 /// Lays out [`ACK`]'s arguments: the header `prefix, inline record limit, RETRY state
-/// name`, then one group of seven per acknowledgement, `op, delivery, a, b, c, d, e`:
+/// name, metrics delta (JSON, see [`MetricsDelta`]; `''` for none), events kept`, then one
+/// group of eight per acknowledgement, `op, delivery, a, b, c, d, e, event` (`event`: the
+/// [`JobEvent`](crate::monitor::JobEvent) JSON for `{ns}:events`, `''` for none):
 ///
 /// - `S` success / `F` failure: a = job id (`''` when unreadable), b = encoded record,
 ///   c = ttl ms, d = encoded dead letter (`''` for none), e = `'1'` when a transient state
@@ -206,12 +226,22 @@ pub(super) fn ack_args(
     inline_limit: usize,
     acks: &[Ack],
 ) {
+    let metrics = MetricsDelta::of(acks.iter().filter_map(|ack| ack.report.as_deref()))
+        .map(|delta| delta.encode())
+        .unwrap_or_default();
     invocation
         .arg(prefix)
         .arg(inline_limit)
-        .arg(JobState::Retry.as_str());
+        .arg(JobState::Retry.as_str())
+        .arg(metrics)
+        .arg(EVENTS_KEPT);
     for ack in acks {
         let delivery = ack.tag.as_stored();
+        let event = ack
+            .report
+            .as_deref()
+            .and_then(|report| report.event.as_deref())
+            .unwrap_or("");
         match &ack.outcome {
             Outcome::Finished {
                 record,
@@ -235,7 +265,8 @@ pub(super) fn ack_args(
                             .map(encode_dead_letter)
                             .unwrap_or_default(),
                     )
-                    .arg(if *clears_state { "1" } else { "" });
+                    .arg(if *clears_state { "1" } else { "" })
+                    .arg(event);
             }
             Outcome::Unreadable { dead_letter } => {
                 invocation
@@ -245,9 +276,10 @@ pub(super) fn ack_args(
                     .arg("")
                     .arg("")
                     .arg(encode_dead_letter(dead_letter))
-                    .arg("");
+                    .arg("")
+                    .arg(event);
             }
-            Outcome::Retry { next, ttl } => {
+            Outcome::Retry { next, ttl, .. } => {
                 invocation
                     .arg("R")
                     .arg(delivery)
@@ -255,7 +287,8 @@ pub(super) fn ack_args(
                     .arg(encode_message(next))
                     .arg(next.eta_ms.unwrap_or(0))
                     .arg(ttl_ms(*ttl))
-                    .arg("");
+                    .arg("")
+                    .arg(event);
             }
             Outcome::Requeue { queue } => {
                 invocation
@@ -265,7 +298,8 @@ pub(super) fn ack_args(
                     .arg("")
                     .arg("")
                     .arg("")
-                    .arg("");
+                    .arg("")
+                    .arg(event);
             }
             Outcome::Defer { next } => {
                 invocation
@@ -275,7 +309,8 @@ pub(super) fn ack_args(
                     .arg(encode_message(next))
                     .arg(next.eta_ms.unwrap_or(0))
                     .arg("")
-                    .arg("");
+                    .arg("")
+                    .arg(event);
             }
             Outcome::Celery(reply) => {
                 let extras = if reply.pushes.is_empty() && reply.extra_records.is_empty() {
@@ -297,7 +332,8 @@ pub(super) fn ack_args(
                             .map(encode_dead_letter)
                             .unwrap_or_default(),
                     )
-                    .arg(extras);
+                    .arg(extras)
+                    .arg(event);
             }
         }
     }

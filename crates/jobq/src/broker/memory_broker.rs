@@ -351,7 +351,7 @@ impl Backend for MemoryBackend {
                             state.processed += 1;
                             state.failed += 1;
                         }
-                        Outcome::Retry { next, ttl } => {
+                        Outcome::Retry { next, ttl, .. } => {
                             state.delay(next.eta_ms.unwrap_or(0), encode_message(next));
                             state.states.insert(
                                 next.id.clone(),
@@ -470,7 +470,12 @@ impl Backend for MemoryBackend {
         .boxed()
     }
 
-    fn heartbeat<'a>(&'a self, worker: &'a str, ttl: Duration) -> BrokerFuture<'a, ()> {
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        _info: &'a str,
+        ttl: Duration,
+    ) -> BrokerFuture<'a, ()> {
         async move {
             let now = now_ms();
             self.state().workers.insert(
@@ -539,6 +544,10 @@ impl Backend for MemoryBackend {
             Ok(moved)
         }
         .boxed()
+    }
+
+    fn monitor_connection(&self) -> Option<(redis::aio::ConnectionManager, String)> {
+        None
     }
 
     fn stats(&self) -> BrokerFuture<'_, Stats> {

@@ -25,8 +25,9 @@ pub use self::redis_broker::RedisBroker;
 use self::wire::{Delivery, DeliveryTag};
 use crate::admin::{DeadLetter, Stats};
 use crate::celery::reply::CeleryReply;
-use crate::error::Error;
+use crate::error::{Error, TaskFailure};
 use crate::message::{JobId, JobMessage, JobState, ResultRecord};
+use crate::monitor::JobReport;
 use crate::scheduler::ScheduleStore;
 use crate::task::KeyWrite;
 
@@ -99,8 +100,30 @@ impl Broker {
     /// Sends up to `limit` dead letters (newest first) back to their queues as fresh first
     /// attempts; letters whose message cannot be decoded stay. Returns how many moved.
     pub(crate) async fn requeue_dead(&self, limit: usize) -> Result<usize, Error> {
+        self.requeue_dead_where(limit, |_| true).await
+    }
+
+    /// Sends the dead letters of `job_id` among the newest `scan` back to their queues;
+    /// returns how many moved.
+    pub(crate) async fn requeue_dead_job(
+        &self,
+        job_id: &JobId,
+        scan: usize,
+    ) -> Result<usize, Error> {
+        self.requeue_dead_where(scan, |letter| letter.job_id.as_ref() == Some(job_id))
+            .await
+    }
+
+    async fn requeue_dead_where(
+        &self,
+        limit: usize,
+        wanted: impl Fn(&DeadLetter) -> bool,
+    ) -> Result<usize, Error> {
         let mut requeued = 0;
         for (stored, letter) in self.backend.dead_letters(limit).await? {
+            if !wanted(&letter) {
+                continue;
+            }
             let Some(mut message) = DeliveryTag::from_stored(letter.payload).job_again() else {
                 continue;
             };
@@ -129,6 +152,9 @@ pub(crate) struct Ack {
     /// The delivery being acknowledged.
     pub(crate) tag: DeliveryTag,
     pub(crate) outcome: Outcome,
+    /// How the run is counted and recorded ([`crate::monitor`]); `None` for acks that end
+    /// no run.
+    pub(crate) report: Option<Box<JobReport>>,
 }
 
 /// What an [`Ack`] does besides removing the delivery from the in-flight list.
@@ -152,6 +178,8 @@ pub(crate) enum Outcome {
     Retry {
         next: Box<JobMessage>,
         ttl: Duration,
+        /// Why the run failed.
+        reason: TaskFailure,
     },
     /// The job was not run (shutdown): back to the head of `queue` (a Celery message: of
     /// the Celery list it came from).
@@ -182,6 +210,15 @@ impl Source {
 }
 
 impl Ack {
+    /// An acknowledgement with no report.
+    pub(crate) fn new(tag: DeliveryTag, outcome: Outcome) -> Self {
+        Ack {
+            tag,
+            outcome,
+            report: None,
+        }
+    }
+
     /// Notes that a transient state may have been stored for the job since the ack was
     /// built (it was marked STARTED while running), so the ack must delete it.
     pub(crate) fn set_clears_state(&mut self) {
@@ -275,8 +312,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Deletes a key outside the namespace; returns whether it existed.
     fn delete_key<'a>(&'a self, key: &'a str) -> BrokerFuture<'a, bool>;
 
-    /// Registers `worker` as alive for `ttl`.
-    fn heartbeat<'a>(&'a self, worker: &'a str, ttl: Duration) -> BrokerFuture<'a, ()>;
+    /// Registers `worker` as alive for `ttl`, described by `info` (a
+    /// [`WorkerInfo`](crate::monitor::WorkerInfo) as JSON).
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        info: &'a str,
+        ttl: Duration,
+    ) -> BrokerFuture<'a, ()>;
 
     /// Removes `worker` (clean shutdown); jobs still in its in-flight list go back to their
     /// queues.
@@ -305,6 +348,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// The schedule store of this namespace.
     fn schedules(&self) -> Arc<dyn ScheduleStore>;
+
+    /// The connection and key prefix a [`Monitor`](crate::monitor::Monitor) reads through; `None` for a backend that
+    /// records no events or metrics.
+    fn monitor_connection(&self) -> Option<(redis::aio::ConnectionManager, String)>;
 
     /// Pushes a stored value onto `queue` as it is (tests of malformed messages).
     #[cfg(feature = "test-support")]

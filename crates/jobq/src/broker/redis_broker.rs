@@ -837,13 +837,18 @@ impl Backend for RedisBackend {
         .boxed()
     }
 
-    fn heartbeat<'a>(&'a self, worker: &'a str, ttl: Duration) -> BrokerFuture<'a, ()> {
+    fn heartbeat<'a>(
+        &'a self,
+        worker: &'a str,
+        info: &'a str,
+        ttl: Duration,
+    ) -> BrokerFuture<'a, ()> {
         async move {
             let mut conn = self.fast();
             redis::pipe()
                 .cmd("SET")
                 .arg(self.key(&format!("worker:{worker}:hb")))
-                .arg(now_ms())
+                .arg(info)
                 .arg("PX")
                 .arg(ttl_ms(ttl))
                 .ignore()
@@ -920,6 +925,10 @@ impl Backend for RedisBackend {
 
     fn stats(&self) -> BrokerFuture<'_, Stats> {
         self.stats_impl().boxed()
+    }
+
+    fn monitor_connection(&self) -> Option<(ConnectionManager, String)> {
+        Some((self.fast(), self.prefix.clone()))
     }
 
     fn dead_letters(&self, limit: usize) -> BrokerFuture<'_, Vec<(String, DeadLetter)>> {

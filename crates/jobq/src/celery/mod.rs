@@ -111,7 +111,11 @@ impl Default for CeleryConfig {
             result_expires: Duration::from_secs(24 * 3600),
             key_prefix: String::new(),
             // The pid keeps apart several workers of one host in `celery inspect`.
-            hostname: format!("posts-worker.{}@{}", std::process::id(), hostname()),
+            hostname: format!(
+                "posts-worker.{}@{}",
+                std::process::id(),
+                crate::monitor::host_name()
+            ),
             max_message_bytes: 2 * 1024 * 1024,
             track_started: false,
             aliases: BTreeMap::new(),
@@ -254,16 +258,6 @@ impl CeleryContext {
             chord: None,
         }
     }
-}
-
-/// This machine's host name, for the worker's Celery name.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 #[cfg(test)]

@@ -120,7 +120,11 @@ impl CeleryLayer {
     /// Turns the native acknowledgement of a Celery job into its Celery reply. Other
     /// outcomes (retry, requeue, an unreadable message) stay as they are.
     pub(crate) fn reply(&self, ack: Ack, run: &RunFacts<'_>) -> Ack {
-        let Ack { tag, outcome } = ack;
+        let Ack {
+            tag,
+            outcome,
+            report,
+        } = ack;
         let (
             Some(ctx),
             Outcome::Finished {
@@ -130,7 +134,11 @@ impl CeleryLayer {
             },
         ) = (tag.celery(), &outcome)
         else {
-            return Ack { tag, outcome };
+            return Ack {
+                tag,
+                outcome,
+                report,
+            };
         };
         let reply = match &record {
             ResultRecord::Success { job_id, result, .. } => {
@@ -143,6 +151,7 @@ impl CeleryLayer {
         Ack {
             tag,
             outcome: Outcome::Celery(Box::new(reply)),
+            report,
         }
     }
 

@@ -101,6 +101,8 @@ pub struct ScheduleStatus {
     pub last_run: Option<DateTime<Utc>>,
     /// The next tick.
     pub next_run: Option<DateTime<Utc>>,
+    /// The id of the job the last tick sent.
+    pub last_job_id: Option<JobId>,
 }
 
 /// A tick this scheduler sent (passed to [`Scheduler::on_fire`] hooks).
@@ -305,7 +307,11 @@ impl Scheduler {
             return Ok(());
         };
         tracing::info!(schedule = %spec.name, task = %spec.task, tick_ms = tick, job_id = %job.id(), "scheduled task sent");
-        if let Err(error) = self.store.record_run(spec.name.clone(), tick).await {
+        if let Err(error) = self
+            .store
+            .record_run(spec.name.clone(), tick, job.id().to_string())
+            .await
+        {
             // The job is sent and the claim taken; only the listing's last run lags.
             tracing::warn!(schedule = %spec.name, %error, "recording the last run failed");
         }
@@ -333,6 +339,7 @@ async fn list_store(store: &dyn ScheduleStore) -> Result<Vec<ScheduleStatus>, Sc
         statuses.push(ScheduleStatus {
             next_run: spec.timing.next_after(now).and_then(to_datetime),
             last_run: record.last_run_ms.and_then(to_datetime),
+            last_job_id: record.last_job_id.clone().map(JobId::from),
             spec: spec.timing.to_string(),
             name: spec.name,
             task: spec.task,

@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `{ns}:schedules` | hash | schedule name → JSON definition (task, args, every/cron, queue, catch_up) |
 //! | `{ns}:schedules:last_run` | hash | schedule name → last tick enqueued (ms since the epoch) |
+//! | `{ns}:schedules:last_job` | hash | schedule name → the id of the job that tick sent |
 //!
 //! The per-tick claims live with the broker's unique-send claims (`{ns}:unique:schedule:<name>:<tick ms>`).
 
@@ -34,6 +35,8 @@ pub(crate) struct StoredRecord {
     pub(crate) definition: String,
     /// The last tick enqueued by any scheduler (ms since the Unix epoch).
     pub(crate) last_run_ms: Option<u64>,
+    /// The id of the job the last tick sent.
+    pub(crate) last_job_id: Option<String>,
 }
 
 /// Persistence for schedules, shared by every scheduler of a namespace. Object safe, so
@@ -45,9 +48,9 @@ pub(crate) trait ScheduleStore: Send + Sync + 'static {
     fn put(&self, name: String, definition: String) -> StoreFuture<'_, ()>;
     /// Removes definitions and their last runs; returns how many definitions existed.
     fn remove(&self, names: Vec<String>) -> StoreFuture<'_, usize>;
-    /// Records that `tick_ms` was enqueued, unless a later tick already was or the
-    /// schedule no longer exists.
-    fn record_run(&self, name: String, tick_ms: u64) -> StoreFuture<'_, ()>;
+    /// Records that `tick_ms` was enqueued as job `job_id`, unless a later tick already was
+    /// or the schedule no longer exists.
+    fn record_run(&self, name: String, tick_ms: u64, job_id: String) -> StoreFuture<'_, ()>;
 }
 
 /// Schedules in Redis, on the broker's multiplexed connection and namespace.
@@ -55,6 +58,7 @@ pub(crate) struct RedisScheduleStore {
     conn: ConnectionManager,
     definitions_key: String,
     last_run_key: String,
+    last_job_key: String,
     record_run: Script,
 }
 
@@ -65,6 +69,7 @@ if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 local current = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
 if current < tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
   return 1
 end
 return 0
@@ -77,6 +82,7 @@ impl RedisScheduleStore {
             conn,
             definitions_key: format!("{prefix}schedules"),
             last_run_key: format!("{prefix}schedules:last_run"),
+            last_job_key: format!("{prefix}schedules:last_job"),
             record_run: Script::new(RECORD_RUN),
         }
     }
@@ -95,19 +101,21 @@ impl ScheduleStore for RedisScheduleStore {
     fn load(&self) -> StoreFuture<'_, Vec<StoredRecord>> {
         async move {
             let mut conn = self.conn();
-            let (definitions, last_runs): (BTreeMap<String, String>, BTreeMap<String, u64>) =
-                redis::pipe()
-                    .cmd("HGETALL")
-                    .arg(&self.definitions_key)
-                    .cmd("HGETALL")
-                    .arg(&self.last_run_key)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(Error::redis("loading schedules"))?;
+            let (definitions, last_runs, mut last_jobs): Hashes = redis::pipe()
+                .cmd("HGETALL")
+                .arg(&self.definitions_key)
+                .cmd("HGETALL")
+                .arg(&self.last_run_key)
+                .cmd("HGETALL")
+                .arg(&self.last_job_key)
+                .query_async(&mut conn)
+                .await
+                .map_err(Error::redis("loading schedules"))?;
             Ok(definitions
                 .into_iter()
                 .map(|(name, definition)| StoredRecord {
                     last_run_ms: last_runs.get(&name).copied(),
+                    last_job_id: last_jobs.remove(&name),
                     name,
                     definition,
                 })
@@ -136,7 +144,7 @@ impl ScheduleStore for RedisScheduleStore {
                 return Ok(0);
             }
             let mut conn = self.conn();
-            let (removed, _): (usize, usize) = redis::pipe()
+            let (removed,): (usize,) = redis::pipe()
                 .atomic()
                 .cmd("HDEL")
                 .arg(&self.definitions_key)
@@ -144,6 +152,11 @@ impl ScheduleStore for RedisScheduleStore {
                 .cmd("HDEL")
                 .arg(&self.last_run_key)
                 .arg(&names)
+                .ignore()
+                .cmd("HDEL")
+                .arg(&self.last_job_key)
+                .arg(&names)
+                .ignore()
                 .query_async(&mut conn)
                 .await
                 .map_err(Error::redis("removing schedules"))?;
@@ -152,14 +165,16 @@ impl ScheduleStore for RedisScheduleStore {
         .boxed()
     }
 
-    fn record_run(&self, name: String, tick_ms: u64) -> StoreFuture<'_, ()> {
+    fn record_run(&self, name: String, tick_ms: u64, job_id: String) -> StoreFuture<'_, ()> {
         async move {
             let mut conn = self.conn();
             self.record_run
                 .key(&self.definitions_key)
                 .key(&self.last_run_key)
+                .key(&self.last_job_key)
                 .arg(name)
                 .arg(tick_ms)
+                .arg(job_id)
                 .invoke_async::<i64>(&mut conn)
                 .await
                 .map_err(Error::redis("recording a schedule run"))?;
@@ -175,8 +190,15 @@ pub(crate) struct MemoryScheduleStore {
     schedules: Mutex<MemorySchedules>,
 }
 
-/// Schedule name → (JSON definition, last run in ms).
-type MemorySchedules = BTreeMap<String, (String, Option<u64>)>;
+/// Schedule name → (JSON definition, last run in ms and the job it sent).
+type MemorySchedules = BTreeMap<String, (String, Option<(u64, String)>)>;
+
+/// Definitions, last runs and last jobs as read from Redis.
+type Hashes = (
+    BTreeMap<String, String>,
+    BTreeMap<String, u64>,
+    BTreeMap<String, String>,
+);
 
 impl MemoryScheduleStore {
     /// How many schedules are stored.
@@ -195,10 +217,11 @@ impl ScheduleStore for MemoryScheduleStore {
         let records = self.with(|schedules| {
             schedules
                 .iter()
-                .map(|(name, (definition, last_run_ms))| StoredRecord {
+                .map(|(name, (definition, last_run))| StoredRecord {
                     name: name.clone(),
                     definition: definition.clone(),
-                    last_run_ms: *last_run_ms,
+                    last_run_ms: last_run.as_ref().map(|(tick, _)| *tick),
+                    last_job_id: last_run.as_ref().map(|(_, job)| job.clone()),
                 })
                 .collect()
         });
@@ -225,12 +248,12 @@ impl ScheduleStore for MemoryScheduleStore {
         async move { Ok(removed) }.boxed()
     }
 
-    fn record_run(&self, name: String, tick_ms: u64) -> StoreFuture<'_, ()> {
+    fn record_run(&self, name: String, tick_ms: u64, job_id: String) -> StoreFuture<'_, ()> {
         self.with(|schedules| {
             if let Some((_, last_run)) = schedules.get_mut(&name)
-                && last_run.is_none_or(|last| last < tick_ms)
+                && last_run.as_ref().is_none_or(|(last, _)| *last < tick_ms)
             {
-                *last_run = Some(tick_ms);
+                *last_run = Some((tick_ms, job_id));
             }
         });
         async { Ok(()) }.boxed()

@@ -346,7 +346,7 @@ async fn stale_daily(setup: &Setup, catch_up: CatchUp) -> ScheduleSpec {
     let ten_days_ago = now_ms() - 10 * 86_400_000;
     setup
         .store
-        .record_run("daily".into(), ten_days_ago)
+        .record_run("daily".into(), ten_days_ago, "job-1".into())
         .await
         .expect("record");
     spec
@@ -513,7 +513,7 @@ async fn a_cron_schedule_that_missed_runs_catches_up_once_at_its_latest_tick() {
         setup.scheduler(vec![spec.clone()]).await;
         setup
             .store
-            .record_run("nightly".into(), now - 10 * 86_400_000)
+            .record_run("nightly".into(), now - 10 * 86_400_000, "job-1".into())
             .await
             .expect("record");
         let fired = Fired::default();

@@ -59,7 +59,7 @@ pub(crate) fn malformed(
         None => Outcome::Unreadable { dead_letter },
     };
     Finished {
-        ack: Ack { tag, outcome },
+        ack: Ack::new(tag, outcome),
         writes: Vec::new(),
     }
 }
@@ -144,9 +144,9 @@ async fn run_in_span(
             }
             debug!("job succeeded");
             Finished {
-                ack: Ack {
+                ack: Ack::new(
                     tag,
-                    outcome: Outcome::Finished {
+                    Outcome::Finished {
                         record: ResultRecord::Success {
                             job_id: job.id,
                             result: value,
@@ -157,7 +157,7 @@ async fn run_in_span(
                         clears_state: job.attempt > 0,
                         dead_letter: None,
                     },
-                },
+                ),
                 writes: ctx.take_writes(),
             }
         }
@@ -175,13 +175,14 @@ async fn run_in_span(
                         next.attempt += 1;
                         next.eta_ms = Some(due_ms);
                         Finished {
-                            ack: Ack {
+                            ack: Ack::new(
                                 tag,
-                                outcome: Outcome::Retry {
+                                Outcome::Retry {
                                     next: Box::new(next),
                                     ttl,
+                                    reason: error.into_failure(),
                                 },
-                            },
+                            ),
                             writes: Vec::new(),
                         }
                     }
@@ -230,9 +231,9 @@ pub(crate) fn fail_for_good(
         )
     });
     Finished {
-        ack: Ack {
+        ack: Ack::new(
             tag,
-            outcome: Outcome::Finished {
+            Outcome::Finished {
                 record: ResultRecord::Failure {
                     job_id: job.id,
                     error: failure,
@@ -242,7 +243,7 @@ pub(crate) fn fail_for_good(
                 clears_state: job.attempt > 0,
                 dead_letter,
             },
-        },
+        ),
         writes: Vec::new(),
     }
 }

@@ -5,11 +5,12 @@
 mod acker;
 mod execute;
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -24,7 +25,8 @@ use crate::celery::CeleryConfig;
 use crate::celery::reply::{CeleryLayer, Prepared, RunFacts};
 use crate::client::DEFAULT_QUEUE;
 use crate::error::Error;
-use crate::message::JobMessage;
+use crate::message::{JobMessage, now_ms};
+use crate::monitor::{self, EventKind, JobRun, RUNNING_LISTED, RunningJob, WorkerInfo};
 
 /// How a [`Worker`] runs. `WorkerConfig::default()` suits production; change single
 /// settings on it (`let mut config = WorkerConfig::default(); config.concurrency = 4;`),
@@ -67,6 +69,10 @@ pub struct WorkerConfig {
     /// Also consume Celery protocol v2 messages and answer in Celery's format (default:
     /// off; needs a Redis broker). See [`crate::celery`].
     pub celery: Option<CeleryConfig>,
+    /// Write a [`JobEvent`](crate::monitor::JobEvent) per finished job to the namespace's
+    /// event stream (default: on). Counters and duration histograms are kept either way;
+    /// see [`crate::monitor`].
+    pub events: bool,
 }
 
 impl Default for WorkerConfig {
@@ -85,6 +91,7 @@ impl Default for WorkerConfig {
             promote_batch: 1000,
             worker_id: None,
             celery: None,
+            events: true,
         }
     }
 }
@@ -163,7 +170,7 @@ struct Shared {
     acks: mpsc::UnboundedSender<AckMessage>,
     /// Fetched jobs waiting for a handler slot, started in fetch order by
     /// [`start_in_fetch_order`].
-    waiting: mpsc::UnboundedSender<Waiting>,
+    waiting: mpsc::UnboundedSender<Fetched>,
     /// How many jobs are queued in `waiting`: while any are, a newly fetched job queues
     /// behind them instead of taking a slot that frees up.
     waiting_count: AtomicUsize,
@@ -171,6 +178,19 @@ struct Shared {
     draining: CancellationToken,
     /// Set when the grace period ran out: nothing more is written for running jobs.
     abandoned: CancellationToken,
+    /// Whether finished jobs are written to the event stream.
+    events: bool,
+    /// What this worker's heartbeat reports.
+    counters: Counters,
+}
+
+/// This worker's own tallies, reported in its heartbeat ([`WorkerInfo`]).
+#[derive(Default)]
+struct Counters {
+    processed: AtomicU64,
+    failed: AtomicU64,
+    /// Jobs whose handlers run, by outstanding key (fetch order).
+    running: Mutex<BTreeMap<u64, RunningJob>>,
 }
 
 impl Worker {
@@ -245,6 +265,8 @@ impl Worker {
             waiting_count: AtomicUsize::new(0),
             draining: CancellationToken::new(),
             abandoned: CancellationToken::new(),
+            events: config.events,
+            counters: Counters::default(),
         });
         info!(
             worker_id = %self.id,
@@ -265,8 +287,7 @@ impl Worker {
             .run(ack_rx),
         );
         let heartbeat = tokio::spawn(heartbeat_loop(
-            self.broker.clone(),
-            self.id.clone(),
+            Arc::clone(&shared),
             config.clone(),
             stop_background.clone(),
         ));
@@ -335,10 +356,7 @@ impl Worker {
             let mut outstanding = shared.outstanding.lock();
             let requeue: Vec<Ack> = outstanding
                 .drain()
-                .map(|(_, (tag, queue))| Ack {
-                    tag,
-                    outcome: Outcome::Requeue { queue },
-                })
+                .map(|(_, (tag, queue))| Ack::new(tag, Outcome::Requeue { queue }))
                 .collect();
             if !requeue.is_empty() {
                 info!(
@@ -388,15 +406,46 @@ async fn sleep_or_cancel(delay: Duration, stop: &CancellationToken) -> bool {
     }
 }
 
-async fn heartbeat_loop(
-    broker: Broker,
-    worker_id: String,
-    config: WorkerConfig,
-    stop: CancellationToken,
-) {
+async fn heartbeat_loop(shared: Arc<Shared>, config: WorkerConfig, stop: CancellationToken) {
     let ttl = config.heartbeat_interval * 3;
+    let mut info = WorkerInfo {
+        id: shared.worker_id.clone(),
+        host: monitor::host_name(),
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        queues: config.queues.clone(),
+        celery_queues: config
+            .celery
+            .as_ref()
+            .map(|c| c.queues.clone())
+            .unwrap_or_default(),
+        concurrency: config.concurrency,
+        prefetch: config.prefetch,
+        events: config.events,
+        started_at_ms: now_ms(),
+        heartbeat_at_ms: 0,
+        processed: 0,
+        failed: 0,
+        running: Vec::new(),
+        running_count: 0,
+    };
     loop {
-        if let Err(e) = broker.backend().heartbeat(&worker_id, ttl).await {
+        info.heartbeat_at_ms = now_ms();
+        info.processed = shared.counters.processed.load(Ordering::Relaxed);
+        info.failed = shared.counters.failed.load(Ordering::Relaxed);
+        {
+            let running = crate::sync::lock(&shared.counters.running);
+            info.running_count = running.len();
+            info.running = running.values().take(RUNNING_LISTED).cloned().collect();
+        }
+        let text = serde_json::to_string(&info).unwrap_or_default();
+        let worker_id = &shared.worker_id;
+        if let Err(e) = shared
+            .broker
+            .backend()
+            .heartbeat(worker_id, &text, ttl)
+            .await
+        {
             warn!(worker_id = %worker_id, error = %e, "heartbeat failed");
         }
         if !sleep_or_cancel(config.heartbeat_interval, &stop).await {
@@ -542,11 +591,14 @@ async fn fetch_or_stop(
     }
 }
 
-/// A fetched job waiting for a handler slot.
-struct Waiting {
+/// A fetched job (waiting for a handler slot, or running).
+struct Fetched {
+    /// Its key in [`Outstanding`].
     key: u64,
     queue: String,
     delivery: Delivery,
+    /// When it was fetched (ms since the Unix epoch).
+    received_at_ms: u64,
 }
 
 /// Starts fetched jobs in fetch order (the order of the queue, and of Celery's priority
@@ -554,6 +606,7 @@ struct Waiting {
 /// one; otherwise it queues behind them for [`start_in_fetch_order`]. Spawned tasks start
 /// in any order, so slots are never left for the tasks to take themselves.
 fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
+    let received_at_ms = now_ms();
     for delivery in deliveries {
         let key = shared.outstanding.next.fetch_add(1, Ordering::Relaxed);
         shared
@@ -568,18 +621,22 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
         if let Some(slot) = slot {
             tokio::spawn(run_job(
                 Arc::clone(shared),
-                key,
-                queue.to_owned(),
-                delivery,
+                Fetched {
+                    key,
+                    queue: queue.to_owned(),
+                    delivery,
+                    received_at_ms,
+                },
                 slot,
             ));
             continue;
         }
         shared.waiting_count.fetch_add(1, Ordering::AcqRel);
-        let waiting = Waiting {
+        let waiting = Fetched {
             key,
             queue: queue.to_owned(),
             delivery,
+            received_at_ms,
         };
         if shared.waiting.send(waiting).is_err() {
             // The launcher is gone (shutting down): the job stays outstanding and is put
@@ -593,19 +650,14 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
 /// Gives waiting jobs handler slots one after the other, in the order they were fetched,
 /// until shutdown begins; jobs still waiting then were never started, stay outstanding
 /// and are put back on their queues.
-async fn start_in_fetch_order(shared: Arc<Shared>, mut waiting: mpsc::UnboundedReceiver<Waiting>) {
+async fn start_in_fetch_order(shared: Arc<Shared>, mut waiting: mpsc::UnboundedReceiver<Fetched>) {
     loop {
         let next = tokio::select! {
             biased;
             _ = shared.draining.cancelled() => None,
             next = waiting.recv() => next,
         };
-        let Some(Waiting {
-            key,
-            queue,
-            delivery,
-        }) = next
-        else {
+        let Some(fetched) = next else {
             break;
         };
         let slot = tokio::select! {
@@ -619,7 +671,7 @@ async fn start_in_fetch_order(shared: Arc<Shared>, mut waiting: mpsc::UnboundedR
             shared.fetched.add_permits(1);
             break;
         };
-        tokio::spawn(run_job(Arc::clone(&shared), key, queue, delivery, slot));
+        tokio::spawn(run_job(Arc::clone(&shared), fetched, slot));
     }
     waiting.close();
     while waiting.try_recv().is_ok() {
@@ -664,17 +716,19 @@ async fn run_recording_start(
     }
 }
 
-async fn run_job(
-    shared: Arc<Shared>,
-    key: u64,
-    queue: String,
-    delivery: Delivery,
-    slot: OwnedSemaphorePermit,
-) {
-    let Delivery { tag, job } = delivery;
+async fn run_job(shared: Arc<Shared>, fetched: Fetched, slot: OwnedSemaphorePermit) {
+    let Fetched {
+        key,
+        queue,
+        delivery: Delivery { tag, job },
+        received_at_ms,
+    } = fetched;
     let celery = shared.celery.as_ref().filter(|_| tag.celery().is_some());
     let mut retries = 0;
     let mut time_limit = None;
+    let mut task = None;
+    let mut args = None;
+    let mut timing = None;
     let finished = match job {
         Err(malformed) => {
             drop(slot);
@@ -682,6 +736,7 @@ async fn run_job(
         }
         Ok(job) => 'run: {
             retries = job.attempt;
+            task = Some(job.task.clone());
             let (job, tag) = match celery {
                 Some(layer) => match celery_prelude(&shared, layer, job, tag) {
                     Ok(runnable) => runnable,
@@ -699,10 +754,44 @@ async fn run_job(
                     .map(Duration::from_millis)
                     .or_else(|| shared.app.get(&job.task).and_then(|entry| entry.time_limit));
             }
-            run_recording_start(&shared, *job, tag, slot).await
+            task = Some(job.task.clone());
+            if shared.events {
+                args = serde_json::to_string(&job.args).ok();
+            }
+            let started_at_ms = now_ms();
+            crate::sync::lock(&shared.counters.running).insert(
+                key,
+                RunningJob {
+                    job_id: job.id.clone(),
+                    task: job.task.clone(),
+                    started_at_ms,
+                },
+            );
+            let clock = Instant::now();
+            let finished = run_recording_start(&shared, *job, tag, slot).await;
+            timing = Some((started_at_ms, clock.elapsed().as_micros() as u64));
+            crate::sync::lock(&shared.counters.running).remove(&key);
+            finished
         }
     };
-    let finished = match celery {
+    let report = monitor::report(
+        JobRun {
+            worker: &shared.worker_id,
+            task: task.as_deref(),
+            queue: &queue,
+            attempt: retries,
+            received_at_ms,
+            started_at_ms: timing.map(|(started, _)| started),
+            duration_us: timing.map(|(_, us)| us),
+            args,
+            keys: finished.writes.iter().map(|w| w.key.clone()).collect(),
+            celery: celery.is_some(),
+        },
+        &finished.ack,
+        now_ms(),
+        shared.events,
+    );
+    let mut finished = match celery {
         Some(layer) => Finished {
             ack: layer.reply(
                 finished.ack,
@@ -716,6 +805,19 @@ async fn run_job(
         },
         None => finished,
     };
+    if let Some(report) = &report {
+        match report.kind {
+            EventKind::Succeeded => {
+                shared.counters.processed.fetch_add(1, Ordering::Relaxed);
+            }
+            EventKind::Failed | EventKind::Dead => {
+                shared.counters.processed.fetch_add(1, Ordering::Relaxed);
+                shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            EventKind::Retried => {}
+        }
+    }
+    finished.ack.report = report.map(Box::new);
     if !finished.writes.is_empty() && !apply_writes(&shared, finished.writes).await {
         return;
     }
@@ -752,10 +854,7 @@ fn celery_prelude(
             Ok((job, tag))
         }
         Prepared::Defer => Err(Box::new(Finished {
-            ack: Ack {
-                tag,
-                outcome: Outcome::Defer { next: job },
-            },
+            ack: Ack::new(tag, Outcome::Defer { next: job }),
             writes: Vec::new(),
         })),
         Prepared::Fail(error) => {

@@ -50,10 +50,31 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
     let service_task = tokio::spawn(service.run(stop.clone().cancelled_owned()));
 
     let outcome = drive(&client, timeout).await;
+    print_dashboard(&client, global).await;
     stop.cancel();
     service_task.await??;
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where to watch these jobs: the running dashboards of the namespace, or how to start one.
+async fn print_dashboard(client: &Client, global: &GlobalOptions) {
+    let Ok(monitor) = jobq::monitor::Monitor::new(client.broker()) else {
+        return; // the memory broker: no dashboard can see it
+    };
+    match monitor.dashboards().await {
+        Ok(urls) if !urls.is_empty() => {
+            for url in urls {
+                println!("
+Dashboard: {url}");
+            }
+        }
+        _ => println!(
+            "
+Dashboard: none running; start one with `posts-worker --namespace {} dashboard` (http://127.0.0.1:9808/).",
+            global.namespace
+        ),
+    }
 }
 
 /// `sample_data/raw` under the working directory, else the one in the source tree this

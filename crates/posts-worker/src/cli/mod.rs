@@ -1,6 +1,7 @@
 //! Command-line interface: global options, the subcommand list and how each one reaches
 //! the broker and the posts database.
 
+mod dashboard;
 mod dead;
 mod demo;
 mod entities;
@@ -77,6 +78,8 @@ pub(crate) enum Command {
     Status(status::Args),
     /// List, requeue or purge dead-lettered jobs.
     Dead(dead::Args),
+    /// Serve the web dashboard and Prometheus `/metrics` for the namespace.
+    Dashboard(dashboard::Args),
     /// Extract named entities from stdin, one text per line, one JSON array per line.
     Entities(entities::Args),
     /// Seed the posts DB from the sample data.
@@ -97,6 +100,7 @@ pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::GetKey(args) => get_key::run(&global, args).await,
         Command::Status(args) => status::run(&global, args).await,
         Command::Dead(args) => dead::run(&global, args).await,
+        Command::Dashboard(args) => dashboard::run(&global, args).await,
         Command::Entities(args) => entities::run(args),
         Command::Seed(args) => seed::run(&global, args),
         Command::Demo(args) => demo::run(&global, args).await,
@@ -108,7 +112,7 @@ pub(crate) async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 /// only go to a terminal, so a log file or a pipe gets plain text.
 pub(crate) fn init_tracing(command: Option<&Command>) {
     let default = match command {
-        None | Some(Command::Run(_)) => "info",
+        None | Some(Command::Run(_) | Command::Dashboard(_)) => "info",
         Some(_) => "warn",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

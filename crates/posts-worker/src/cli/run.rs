@@ -51,6 +51,10 @@ pub(crate) struct Args {
     /// seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     visibility_timeout: u64,
+    /// Do not write job events to the `{namespace}:events` stream (the dashboard's recent
+    /// jobs). Counters and duration histograms are kept either way.
+    #[arg(long, env = "POSTS_WORKER_NO_EVENTS")]
+    no_events: bool,
 }
 
 fn parse_alias(text: &str) -> Result<(String, String), String> {
@@ -78,6 +82,7 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
         .map(|file| posts_worker::schedules::load(Some(file)))
         .transpose()?;
     config.visibility_timeout = std::time::Duration::from_secs(args.visibility_timeout);
+    config.events = !args.no_events;
     if let Some(id) = args.worker_id {
         anyhow::ensure!(!id.is_empty(), "--worker-id must not be empty");
         config.worker_id = Some(id);

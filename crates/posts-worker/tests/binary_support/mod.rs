@@ -127,6 +127,49 @@ impl Deployment {
         }
     }
 
+    /// Starts `posts-worker dashboard --listen 127.0.0.1:0 ARGS` and waits for the URL it
+    /// prints; returns the process and the URL (`http://127.0.0.1:<port>/`).
+    pub(crate) fn start_dashboard(&self, args: &[&str]) -> (RunProcess, String) {
+        self.start_dashboard_on("127.0.0.1:0", args)
+    }
+
+    /// [`start_dashboard`](Self::start_dashboard) on another listening address.
+    pub(crate) fn start_dashboard_on(&self, listen: &str, args: &[&str]) -> (RunProcess, String) {
+        let log = self.path("dashboard.log");
+        let out = self.path("dashboard.out");
+        let child = self
+            .command(&[&["dashboard", "--listen", listen], args].concat())
+            .env_remove("POSTS_WORKER_DASHBOARD_TOKEN")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(File::create(&out).expect("dashboard stdout file"))
+            .stderr(File::create(&log).expect("dashboard log file"))
+            .spawn()
+            .expect("posts-worker dashboard starts");
+        let mut process = RunProcess {
+            name: "dashboard".to_owned(),
+            child: Some(child),
+            log,
+        };
+        let deadline = Instant::now() + PROCESS_DEADLINE;
+        loop {
+            let printed = std::fs::read_to_string(&out).unwrap_or_default();
+            if let Some(url) = printed
+                .lines()
+                .find_map(|line| line.strip_prefix("dashboard: "))
+            {
+                return (process, url.trim().to_owned());
+            }
+            assert!(
+                process.is_running() && Instant::now() < deadline,
+                "the dashboard printed no URL; log:\n{}",
+                process.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Polls `status --json` until `done` holds for it, and returns that status.
     pub(crate) fn wait_for_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + PROCESS_DEADLINE;
