@@ -2,6 +2,7 @@
 //! every test against a throwaway Redis, and the benchmarks.
 
 mod bench;
+mod chromium;
 mod python;
 mod seed;
 mod test;

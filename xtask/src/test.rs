@@ -11,6 +11,10 @@
 //! tests start private servers they may kill, whatever `REDIS_URL` says, so the run stops
 //! up front with a message saying how to install it rather than failing those tests one
 //! by one.
+//!
+//! It also hands the tests the Python Celery environment (`POSTS_WORKER_CELERY_PYTHON`,
+//! see `python.rs`) and a Chromium for the dashboard's browser tests
+//! (`POSTS_WORKER_CHROMIUM`, see `chromium.rs`), preparing either when it is missing.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -45,6 +49,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     seed_sample_db_if_missing(&root)?;
     let python =
         crate::python::celery_python(&root).context("preparing the Python Celery environment")?;
+    let chromium = crate::chromium::chromium()
+        .context("finding Chromium for the dashboard's browser tests")?;
 
     let redis = TestRedis::obtain().context("obtaining a Redis for the tests")?;
     match redis.source() {
@@ -56,7 +62,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("building the runtime that supervises `cargo test`")
-        .and_then(|runtime| runtime.block_on(run_cargo_test(&root, redis.url(), &python, &args)));
+        .and_then(|runtime| {
+            runtime.block_on(run_cargo_test(
+                &root,
+                redis.url(),
+                &python,
+                &chromium,
+                &args,
+            ))
+        });
     // Tear down before exiting: `process::exit` skips destructors.
     drop(redis);
     let code = outcome?;
@@ -122,6 +136,7 @@ async fn run_cargo_test(
     root: &Path,
     redis_url: &str,
     python: &Path,
+    chromium: &Path,
     args: &Args,
 ) -> anyhow::Result<i32> {
     // Listening before cargo starts, so no signal in between ends xtask without teardown.
@@ -151,6 +166,7 @@ async fn run_cargo_test(
         .current_dir(root)
         .env(REDIS_URL_ENV, redis_url)
         .env(crate::python::PYTHON_ENV, python)
+        .env(crate::chromium::CHROMIUM_ENV, chromium)
         .process_group(0)
         .kill_on_drop(true)
         .spawn()

@@ -17,7 +17,12 @@
     var url = new URL(window.location.href);
     url.searchParams.set("partial", "1");
     fetch(url, { headers: { "Accept": "text/html" }, cache: "no-store" })
-      .then(function (response) { return response.text(); })
+      .then(function (response) {
+        // 503 carries the "Redis is unreachable" content; anything else that is not OK
+        // keeps what is shown and flags the connection.
+        if (!response.ok && response.status !== 503) { throw new Error(response.status); }
+        return response.text();
+      })
       .then(function (html) {
         if (!typing()) { main.innerHTML = html; }
         banner.hidden = true;

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::api;
 use crate::guard;
-use crate::pages::{message, page};
+use crate::pages::{View, message, page};
 use crate::state::{AppState, Shared};
 
 /// The fields the forms post.
@@ -132,7 +132,7 @@ fn confirm(
         fields,
     }
     .render();
-    page(shared, "Confirm", false, StatusCode::OK, content)
+    page(shared, "Confirm", View::Still, StatusCode::OK, content)
 }
 
 fn finish(shared: &Shared, done: Result<Done, jobq::Error>) -> Response {

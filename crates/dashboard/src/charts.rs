@@ -16,6 +16,9 @@ pub(crate) struct ThroughputChart {
     pub(crate) total_failed: u64,
     /// Failed among finished, over the hour, as a percentage.
     pub(crate) failure_rate: String,
+    /// The first and the last minute shown (UTC).
+    pub(crate) start: String,
+    pub(crate) end: String,
 }
 
 /// One minute: a succeeded bar with a failed bar on top.
@@ -79,6 +82,12 @@ impl ThroughputChart {
             peak,
             total_succeeded,
             total_failed,
+            start: minutes
+                .first()
+                .map_or_else(String::new, |m| crate::views::time(m.minute_ms)),
+            end: minutes
+                .last()
+                .map_or_else(String::new, |m| crate::views::time(m.minute_ms)),
             failure_rate: if finished == 0 {
                 "-".to_owned()
             } else {

@@ -22,8 +22,31 @@ pub(crate) struct PageQuery {
 }
 
 impl PageQuery {
-    fn partial(&self) -> bool {
-        self.partial.as_deref() == Some("1")
+    fn view(&self) -> View {
+        View::of(self.partial.as_deref())
+    }
+}
+
+/// How a page is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum View {
+    /// The whole page, refreshing its content every 2 s.
+    Live,
+    /// The content alone (what the refresh fetches).
+    Partial,
+    /// The whole page, not refreshed: the answers to changing requests and error pages,
+    /// whose URLs cannot be fetched again.
+    Still,
+}
+
+impl View {
+    /// [`View::Partial`] for `?partial=1`, else [`View::Live`].
+    fn of(partial: Option<&str>) -> View {
+        if partial == Some("1") {
+            View::Partial
+        } else {
+            View::Live
+        }
     }
 }
 
@@ -51,11 +74,11 @@ pub(crate) struct Message<'a> {
     pub(crate) error: bool,
 }
 
-/// A whole page (or its content alone when `partial`) with `status`.
+/// A page in `view` with `status`.
 pub(crate) fn page(
     shared: &Shared,
     title: &str,
-    partial: bool,
+    view: View,
     status: StatusCode,
     content: Result<String, askama::Error>,
 ) -> Response {
@@ -63,13 +86,13 @@ pub(crate) fn page(
         Ok(content) => content,
         Err(e) => return render_failed(&e),
     };
-    if partial {
+    if view == View::Partial {
         return (status, Html(content)).into_response();
     }
     let layout = Layout {
         title,
         namespace: shared.namespace(),
-        live: true,
+        live: view == View::Live,
         content: &content,
     };
     match layout.render() {
@@ -88,12 +111,12 @@ fn render_failed(e: &askama::Error) -> Response {
 }
 
 /// The page saying the data could not be read; it keeps refreshing until it can.
-fn unreachable(shared: &Shared, title: &str, partial: bool, error: &ReadError) -> Response {
+fn unreachable(shared: &Shared, title: &str, view: View, error: &ReadError) -> Response {
     let text = error.to_string();
     page(
         shared,
         title,
-        partial,
+        view,
         StatusCode::SERVICE_UNAVAILABLE,
         Unreachable { error: &text }.render(),
     )
@@ -119,9 +142,9 @@ pub(crate) async fn overview(
                 namespace: shared.namespace(),
             }
             .render();
-            page(&shared, "Overview", q.partial(), StatusCode::OK, content)
+            page(&shared, "Overview", q.view(), StatusCode::OK, content)
         }
-        Err(e) => unreachable(&shared, "Overview", q.partial(), &e),
+        Err(e) => unreachable(&shared, "Overview", q.view(), &e),
     }
 }
 
@@ -162,7 +185,7 @@ struct JobsPage<'a> {
 }
 
 pub(crate) async fn jobs(State(shared): State<AppState>, Query(q): Query<JobsQuery>) -> Response {
-    let partial = q.partial.as_deref() == Some("1");
+    let view = View::of(q.partial.as_deref());
     let state = match q.state() {
         Ok(state) => state,
         Err(text) => {
@@ -187,9 +210,9 @@ pub(crate) async fn jobs(State(shared): State<AppState>, Query(q): Query<JobsQue
                 scanned: views::JOBS_SCANNED,
             }
             .render();
-            page(&shared, "Jobs", partial, StatusCode::OK, content)
+            page(&shared, "Jobs", view, StatusCode::OK, content)
         }
-        Err(e) => unreachable(&shared, "Jobs", partial, &e),
+        Err(e) => unreachable(&shared, "Jobs", view, &e),
     }
 }
 
@@ -218,7 +241,7 @@ pub(crate) async fn job(
     let job_id = JobId::from(id.as_str());
     let details = match shared.monitor.job(&job_id, JOB_HISTORY_SCAN).await {
         Ok(details) => details,
-        Err(e) => return unreachable(&shared, "Job", q.partial(), &e.into()),
+        Err(e) => return unreachable(&shared, "Job", q.view(), &e.into()),
     };
     let Some(details) = details else {
         let text = format!(
@@ -257,7 +280,7 @@ pub(crate) async fn job(
         rows: &rows,
     }
     .render();
-    page(&shared, "Job", q.partial(), StatusCode::OK, content)
+    page(&shared, "Job", q.view(), StatusCode::OK, content)
 }
 
 /// The job's state in words: its transient state, else its stored result's, else its
@@ -311,15 +334,9 @@ pub(crate) async fn dead(State(shared): State<AppState>, Query(q): Query<PageQue
                 token_needed: shared.token.is_some(),
             }
             .render();
-            page(
-                &shared,
-                "Dead letters",
-                q.partial(),
-                StatusCode::OK,
-                content,
-            )
+            page(&shared, "Dead letters", q.view(), StatusCode::OK, content)
         }
-        Err(e) => unreachable(&shared, "Dead letters", q.partial(), &e.into()),
+        Err(e) => unreachable(&shared, "Dead letters", q.view(), &e.into()),
     }
 }
 
@@ -336,9 +353,9 @@ pub(crate) async fn schedules(
     match views::schedules(&shared).await {
         Ok(rows) => {
             let content = SchedulesPage { rows: &rows }.render();
-            page(&shared, "Schedules", q.partial(), StatusCode::OK, content)
+            page(&shared, "Schedules", q.view(), StatusCode::OK, content)
         }
-        Err(e) => unreachable(&shared, "Schedules", q.partial(), &e),
+        Err(e) => unreachable(&shared, "Schedules", q.view(), &e),
     }
 }
 
@@ -357,7 +374,7 @@ pub(crate) fn message(
         error: !status.is_success(),
     }
     .render();
-    page(shared, heading, false, status, content)
+    page(shared, heading, View::Still, status, content)
 }
 
 pub(crate) async fn not_found(State(shared): State<AppState>) -> Response {

@@ -53,6 +53,8 @@ pub(crate) struct TaskRow {
     pub(crate) failed: u64,
     pub(crate) retried: u64,
     pub(crate) dead: u64,
+    pub(crate) mean: String,
+    pub(crate) max: String,
     pub(crate) p50: String,
     pub(crate) p95: String,
     pub(crate) p99: String,
@@ -78,7 +80,8 @@ pub(crate) struct DeadRow {
     pub(crate) queue: String,
     pub(crate) reason: String,
     pub(crate) failed_at: String,
-    pub(crate) payload: String,
+    /// The message's arguments when it is a readable job, else the start of the message.
+    pub(crate) args: String,
 }
 
 pub(crate) struct ScheduleRow {
@@ -170,6 +173,12 @@ fn task_row(metrics: &TaskMetrics) -> TaskRow {
         failed: metrics.count(EventKind::Failed),
         retried: metrics.count(EventKind::Retried),
         dead: metrics.count(EventKind::Dead),
+        mean: metrics.duration_mean().map_or("-".to_owned(), seconds),
+        max: if metrics.runs > 0 {
+            seconds(metrics.duration_max_s)
+        } else {
+            "-".to_owned()
+        },
         p50: quantile(0.5),
         p95: quantile(0.95),
         p99: quantile(0.99),
@@ -186,7 +195,7 @@ pub(crate) fn job_row(event: &JobEvent) -> JobRow {
         queue: event.queue.clone(),
         args: shorten(event.args.as_deref().unwrap_or(""), ARGS_SHORT),
         state: event.kind.as_str(),
-        attempt: event.attempt,
+        attempt: event.attempt + 1,
         duration: event
             .duration_us
             .map_or("-".to_owned(), |us| seconds(us as f64 / 1e6)),
@@ -224,7 +233,13 @@ pub(crate) fn dead_row(letter: &DeadLetter) -> DeadRow {
         queue: letter.queue.clone().unwrap_or_else(|| "?".to_owned()),
         reason: letter.reason.to_string(),
         failed_at: time(letter.failed_at_ms),
-        payload: shorten(&letter.payload, 200),
+        args: serde_json::from_str::<Value>(&letter.payload)
+            .ok()
+            .and_then(|message| message.get("args").map(Value::to_string))
+            .map_or_else(
+                || shorten(&letter.payload, ARGS_SHORT),
+                |args| shorten(&args, ARGS_SHORT),
+            ),
     }
 }
 

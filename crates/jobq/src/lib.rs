@@ -78,6 +78,8 @@
 //! | `{ns}:stats:processed`, `:failed`, `:retried` | string | counters |
 //! | `{ns}:events` | stream | the newest ~10,000 [`JobEvent`](monitor::JobEvent)s (see [`monitor`]) |
 //! | `{ns}:metrics:jobs`, `:durations`, `:minute:<m>` | hash | per-task counters and duration histograms, per-minute throughput (see [`monitor`]) |
+//! | `{ns}:written:<job id>` | string, TTL | the explicit keys a job wrote (see [`monitor`]) |
+//! | `{ns}:dashboards` | sorted set | URLs of dashboards serving the namespace, scored by expiry (ms) |
 //! | `{ns}:schedules` | hash | the scheduler's schedules (see [`scheduler`]) |
 //! | `{ns}:schedules:last_run` | hash | the last tick sent per schedule |
 //! | `{ns}:schedules:last_job` | hash | the id of the job the last tick sent, per schedule |

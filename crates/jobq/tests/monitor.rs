@@ -153,7 +153,7 @@ async fn counters_histograms_and_events_match_the_jobs_run() {
     assert!(of(&ids[4])[1].retry_at_ms.is_some());
     assert_eq!(of(&ids[5])[0].kind, EventKind::Dead);
     let key = format!("{}:out", broker.namespace());
-    assert_eq!(of(&ids[6])[0].keys, [key.clone()]);
+    assert_eq!(of(&ids[6])[0].keys, std::slice::from_ref(&key));
     assert_eq!(monitor.keys_written(&ids[6]).await.expect("keys"), [key]);
     assert!(
         monitor

@@ -533,3 +533,21 @@ fn bad_input_and_an_absent_redis_are_survived() {
     });
     dashboard.terminate_cleanly();
 }
+
+#[test]
+fn the_demo_prints_the_url_of_a_running_dashboard() {
+    let deployment = Deployment::seeded("dash-demo");
+    let before = deployment.run(&["demo"]);
+    binary_support::assert_success(&before, "posts-worker demo");
+    let text = String::from_utf8_lossy(&before.stdout);
+    assert!(
+        text.contains("Dashboard: none running") && text.contains("dashboard"),
+        "{text}"
+    );
+    let (dashboard, base) = deployment.start_dashboard(&[]);
+    let with = deployment.run(&["demo"]);
+    binary_support::assert_success(&with, "posts-worker demo");
+    let text = String::from_utf8_lossy(&with.stdout);
+    assert!(text.contains(&format!("Dashboard: {base}")), "{text}");
+    dashboard.terminate_cleanly();
+}

@@ -38,6 +38,10 @@ pub(super) struct Args {
     /// Sequential round trips per latency measurement.
     #[arg(long, default_value_t = 1_000)]
     round_trips: usize,
+    /// Run the worker without job events (`WorkerConfig::events = false`), to measure
+    /// what writing them costs.
+    #[arg(long)]
+    no_events: bool,
 }
 
 const NOOP: &str = "noop";
@@ -52,8 +56,9 @@ pub(super) fn run(args: Args) -> anyhow::Result<()> {
 
     let redis = OwnedRedis::start().context("starting a throwaway redis-server")?;
     eprintln!(
-        "bench queue: redis-server at {} (release build)",
-        redis.url()
+        "bench queue: redis-server at {} (release build, job events {})",
+        redis.url(),
+        if args.no_events { "off" } else { "on" }
     );
     let client_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -61,6 +66,10 @@ pub(super) fn run(args: Args) -> anyhow::Result<()> {
         .build()
         .context("building the client runtime")?;
 
+    let target = Target {
+        url: redis.url(),
+        events: !args.no_events,
+    };
     let mut batched = Vec::new();
     let mut single = Vec::new();
     let mut back_to_back = Vec::new();
@@ -69,25 +78,25 @@ pub(super) fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("run {run}/{}", args.runs);
         batched.push(measure_throughput(
             &client_runtime,
-            redis.url(),
+            &target,
             args.jobs,
             args.batch,
         )?);
         single.push(measure_throughput(
             &client_runtime,
-            redis.url(),
+            &target,
             args.jobs,
             args.jobs,
         )?);
         back_to_back.push(measure_latency(
             &client_runtime,
-            redis.url(),
+            &target,
             args.round_trips,
             None,
         )?);
         idle.push(measure_latency(
             &client_runtime,
-            redis.url(),
+            &target,
             args.round_trips,
             Some(IDLE_BEFORE_JOB),
         )?);
@@ -127,6 +136,12 @@ pub(super) fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Redis the measurements use, and whether the worker writes job events.
+struct Target<'a> {
+    url: &'a str,
+    events: bool,
+}
+
 /// A worker at default settings on its own runtime, like a separate worker process would
 /// be; stops (and waits for the worker to finish) on drop.
 struct BenchWorker {
@@ -136,7 +151,7 @@ struct BenchWorker {
 }
 
 impl BenchWorker {
-    fn start(broker: Broker) -> anyhow::Result<Self> {
+    fn start(broker: Broker, events: bool) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -145,7 +160,9 @@ impl BenchWorker {
         app.task(NOOP)
             .args::<0>([])
             .handler(|_ctx: TaskContext, (): ()| async move { Ok::<_, TaskError>(()) });
-        let worker = Worker::new(app, broker, WorkerConfig::default());
+        let mut config = WorkerConfig::default();
+        config.events = events;
+        let worker = Worker::new(app, broker, config);
         let (stop, mut stopped) = watch::channel(false);
         let done = runtime.spawn(worker.run_until(async move {
             let _ = stopped.wait_for(|stop| *stop).await;
@@ -187,12 +204,12 @@ fn connect(runtime: &Runtime, url: &str) -> anyhow::Result<Broker> {
 /// Jobs per second from the first enqueue until every result is stored.
 fn measure_throughput(
     runtime: &Runtime,
-    url: &str,
+    target: &Target<'_>,
     jobs: usize,
     batch: usize,
 ) -> anyhow::Result<f64> {
-    let broker = connect(runtime, url)?;
-    let worker = BenchWorker::start(broker.clone())?;
+    let broker = connect(runtime, target.url)?;
+    let worker = BenchWorker::start(broker.clone(), target.events)?;
     let client = Client::new(broker);
     let progress = ProgressBar::new(jobs as u64).with_style(
         ProgressStyle::with_template(&format!(
@@ -240,12 +257,12 @@ fn measure_throughput(
 /// Round-trip times of `count` sequential `delay` + `get`, sorted.
 fn measure_latency(
     runtime: &Runtime,
-    url: &str,
+    target: &Target<'_>,
     count: usize,
     idle_before: Option<Duration>,
 ) -> anyhow::Result<Vec<Duration>> {
-    let broker = connect(runtime, url)?;
-    let worker = BenchWorker::start(broker.clone())?;
+    let broker = connect(runtime, target.url)?;
+    let worker = BenchWorker::start(broker.clone(), target.events)?;
     let client = Client::new(broker);
     let label = match idle_before {
         Some(idle) => format!("latency (idle {} ms)  ", idle.as_millis()),

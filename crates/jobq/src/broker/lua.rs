@@ -198,6 +198,10 @@ if ARGV[4] ~= '' then
     redis.call('HINCRBY', key, mk[2], mk[3])
     redis.call('EXPIRE', key, minute_ttl)
   end
+  for _, kv in ipairs(m.x) do
+    local longest = tonumber(redis.call('HGET', prefix .. 'metrics:durations', kv[1]) or '0')
+    if kv[2] > longest then redis.call('HSET', prefix .. 'metrics:durations', kv[1], kv[2]) end
+  end
   for _, kv in ipairs(m.w) do redis.call('SET', prefix .. 'written:' .. kv[1], kv[2], 'EX', written_ttl) end
 end
 if processed > 0 then redis.call('INCRBY', prefix .. 'stats:processed', processed) end

@@ -5,7 +5,7 @@
 //! | key | type | contents |
 //! |---|---|---|
 //! | `{ns}:metrics:jobs` | hash | `task␟queue␟status` → jobs |
-//! | `{ns}:metrics:durations` | hash | `task␟<bucket>` → runs in that bucket (not cumulative), `task␟sum_us`, `task␟count` |
+//! | `{ns}:metrics:durations` | hash | `task␟<bucket>` → runs in that bucket (not cumulative), `task␟sum_us`, `task␟count`, `task␟max_us` (the longest run) |
 //! | `{ns}:metrics:minute:<unix minute>` | hash, 2 h TTL | `succeeded`/`failed`/`retried`/`dead` → jobs finished that minute |
 //! | `{ns}:written:<job id>` | string, 8 d TTL | the explicit keys a job wrote (JSON array), for the jobs that wrote any |
 //!
@@ -51,6 +51,8 @@ pub(crate) struct MetricsDelta {
     m: Vec<(u64, &'static str, u64)>,
     /// The explicit keys jobs wrote: (job id, JSON array of keys).
     w: Vec<(String, String)>,
+    /// The longest run per task in the batch: (`task␟max_us`, µs), kept when longer.
+    x: Vec<(String, u64)>,
 }
 
 /// How long the keys a job wrote are remembered (seconds).
@@ -61,7 +63,7 @@ impl MetricsDelta {
     pub(crate) fn of<'a>(reports: impl Iterator<Item = &'a JobReport>) -> Option<MetricsDelta> {
         let mut jobs: BTreeMap<(&str, &str, EventKind), u64> = BTreeMap::new();
         let mut durations: BTreeMap<(&str, usize), u64> = BTreeMap::new();
-        let mut sums: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        let mut sums: BTreeMap<&str, (u64, u64, u64)> = BTreeMap::new();
         let mut minutes: BTreeMap<(u64, EventKind), u64> = BTreeMap::new();
         let mut written = Vec::new();
         for report in reports {
@@ -82,6 +84,7 @@ impl MetricsDelta {
                 let sum = sums.entry(&report.task).or_default();
                 sum.0 += us;
                 sum.1 += 1;
+                sum.2 = sum.2.max(us);
             }
         }
         if jobs.is_empty() {
@@ -100,9 +103,10 @@ impl MetricsDelta {
         for ((task, bucket), n) in durations {
             delta.d.push((format!("{task}{SEP}{bucket}"), n));
         }
-        for (task, (sum_us, count)) in sums {
+        for (task, (sum_us, count, max_us)) in sums {
             delta.d.push((format!("{task}{SEP}sum_us"), sum_us));
             delta.d.push((format!("{task}{SEP}count"), count));
+            delta.x.push((format!("{task}{SEP}max_us"), max_us));
         }
         delta.m = minutes
             .into_iter()
@@ -132,6 +136,8 @@ pub struct TaskMetrics {
     pub duration_sum_s: f64,
     /// Runs timed.
     pub runs: u64,
+    /// The longest run (seconds).
+    pub duration_max_s: f64,
 }
 
 impl TaskMetrics {
@@ -143,9 +149,24 @@ impl TaskMetrics {
             .sum()
     }
 
+    /// The mean run time in seconds; `None` before the first run.
+    pub fn duration_mean(&self) -> Option<f64> {
+        (self.runs > 0).then(|| self.duration_sum_s / self.runs as f64)
+    }
+
     /// The `q`-quantile (0..=1) of the run time in seconds, interpolated linearly within
-    /// its bucket (as Prometheus's `histogram_quantile`); `None` before the first run.
+    /// its bucket (as Prometheus's `histogram_quantile`) and never above the longest run;
+    /// `None` before the first run.
     pub fn duration_quantile(&self, q: f64) -> Option<f64> {
+        let estimate = self.bucket_quantile(q)?;
+        Some(if self.duration_max_s > 0.0 {
+            estimate.min(self.duration_max_s)
+        } else {
+            estimate
+        })
+    }
+
+    fn bucket_quantile(&self, q: f64) -> Option<f64> {
         if self.runs == 0 {
             return None;
         }
@@ -173,6 +194,7 @@ impl TaskMetrics {
         match field {
             "sum_us" => self.duration_sum_s = value as f64 / 1e6,
             "count" => self.runs = value,
+            "max_us" => self.duration_max_s = value as f64 / 1e6,
             bucket => {
                 if let Ok(i) = bucket.parse::<usize>()
                     && i <= DURATION_BUCKETS.len()
@@ -242,6 +264,7 @@ mod tests {
             !durations.contains_key("b\u{1f}count"),
             "a run that was not timed"
         );
+        assert_eq!(delta.x, vec![("a\u{1f}max_us".to_owned(), 3_000_000)]);
         assert_eq!(
             delta.m,
             vec![(2, "succeeded", 2), (2, "failed", 1), (2, "retried", 1)]
@@ -258,5 +281,12 @@ mod tests {
         let p75 = metrics.duration_quantile(0.75).expect("runs");
         assert!((p75 - 0.75).abs() < 1e-9, "halfway through (0.5, 1]: {p75}");
         assert_eq!(TaskMetrics::default().duration_quantile(0.5), None);
+        metrics.add_field("max_us", 600_000);
+        assert_eq!(
+            metrics.duration_quantile(0.99),
+            Some(0.6),
+            "never above the longest run"
+        );
+        assert_eq!(metrics.duration_quantile(0.5), Some(0.001));
     }
 }

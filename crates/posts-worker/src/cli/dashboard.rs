@@ -43,8 +43,8 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
         .with_context(|| format!("cannot use Redis URL {}", global.redis_url))?;
     let monitor = Monitor::new(&broker)?;
     let mut dashboard = Dashboard::new(monitor.clone());
-    if let Some(token) = args.token {
-        anyhow::ensure!(!token.is_empty(), "--token must not be empty");
+    // An empty token (an unset variable passed through, as compose does) means none.
+    if let Some(token) = args.token.filter(|t| !t.is_empty()) {
         dashboard = dashboard.token(token);
     }
     let listening = dashboard.bind(&args.listen).await?;
@@ -53,6 +53,10 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
         tracing::warn!(
             "listening on a non-loopback address without --token: requeue and purge are disabled"
         );
+    }
+    // Announced before the URL is printed, so whoever reads the URL finds it listed.
+    if let Err(e) = monitor.announce_dashboard(&url, ANNOUNCE_TTL).await {
+        tracing::debug!(error = %e, "could not announce the dashboard");
     }
     println!("dashboard: {url}");
     let _ = std::io::stdout().flush();
@@ -70,9 +74,9 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
 /// Keeps this dashboard listed for `posts-worker demo` and other readers.
 async fn announce(monitor: Monitor, url: String) {
     loop {
+        tokio::time::sleep(ANNOUNCE_TTL / 3).await;
         if let Err(e) = monitor.announce_dashboard(&url, ANNOUNCE_TTL).await {
             tracing::debug!(error = %e, "could not announce the dashboard");
         }
-        tokio::time::sleep(ANNOUNCE_TTL / 3).await;
     }
 }
