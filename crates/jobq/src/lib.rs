@@ -76,7 +76,7 @@
 //! | `{ns}:notify:<job id>` | list, TTL | pushed once the result is stored: the record itself (or `1` when larger than 4 KiB), so a waiter blocked on it needs no second read |
 //! | `{ns}:unique:<key>` | string, TTL | unique-send claims ([`SendOptions::unique`]) |
 //! | `{ns}:stats:processed`, `:failed`, `:retried` | string | counters |
-//! | `{ns}:events` | stream | the newest ~10,000 [`JobEvent`](monitor::JobEvent)s (see [`monitor`]) |
+//! | `{ns}:events` | list | the newest 10,000 [`JobEvent`](monitor::JobEvent)s, newest first (see [`monitor`]) |
 //! | `{ns}:metrics:jobs`, `:durations`, `:minute:<m>` | hash | per-task counters and duration histograms, per-minute throughput (see [`monitor`]) |
 //! | `{ns}:written:<job id>` | string, TTL | the explicit keys a job wrote (see [`monitor`]) |
 //! | `{ns}:dashboards` | sorted set | URLs of dashboards serving the namespace, scored by expiry (ms) |

@@ -119,7 +119,9 @@ async fn counters_histograms_and_events_match_the_jobs_run() {
         "one event per acknowledged run: {events:#?}"
     );
     assert!(
-        events.windows(2).all(|w| w[0].stream_id > w[1].stream_id),
+        events
+            .windows(2)
+            .all(|w| w[0].finished_at_ms >= w[1].finished_at_ms),
         "newest first"
     );
     let of = |id: &JobId| -> Vec<&JobEvent> {

@@ -204,8 +204,12 @@ fn every_route_shows_what_the_worker_ran() {
     assert!(!partial.body.contains("<html") && partial.body.contains("Throughput"));
 
     // Jobs, filtered, and one job.
-    let jobs = json_of(&get(&base, "/api/jobs?task=query_posts_db"));
-    let jobs = jobs["jobs"].as_array().expect("jobs").clone();
+    // Events are recorded at most 200 ms after their jobs finish.
+    let jobs = eventually("every query's event", || {
+        let jobs = json_of(&get(&base, "/api/jobs?task=query_posts_db"));
+        let jobs = jobs["jobs"].as_array().expect("jobs").clone();
+        (jobs.len() >= 5).then_some(jobs)
+    });
     assert_eq!(jobs.len(), 5, "{jobs:?}");
     assert!(jobs.iter().all(|j| j["task"] == "query_posts_db"));
     let dead_jobs = json_of(&get(&base, "/api/jobs?state=dead"));

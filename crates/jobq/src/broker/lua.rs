@@ -11,7 +11,7 @@ use redis::ScriptInvocation;
 use super::wire::{self, encode_dead_letter, encode_message, encode_result};
 use super::{Ack, Outcome};
 use crate::message::{JobState, ResultRecord, millis};
-use crate::monitor::{EVENTS_KEPT, MINUTE_TTL_S, MetricsDelta, WRITTEN_TTL_S};
+use crate::monitor::{EVENTS_KEPT, JobReport, MINUTE_TTL_S, MetricsDelta, WRITTEN_TTL_S};
 
 /// Pushes a message that cannot be routed onto the dead-letter list, in the JSON shape of
 /// [`DeadLetter`](crate::DeadLetter) (`job_id`, `task` and `queue` unknown).
@@ -145,15 +145,13 @@ const ACK_BODY: &str = r#"
 local prefix = ARGV[1]
 local inline_limit = tonumber(ARGV[2])
 local retry_state = ARGV[3]
-local events_kept = ARGV[5]
+local events_kept = tonumber(ARGV[5])
+local events_from = 7 + 7 * tonumber(ARGV[6])
 local proc = KEYS[1]
 local processed, failed, retried = 0, 0, 0
-for i = 6, #ARGV, 8 do
-  local op, payload, a, b, c, d, e, ev = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+for i = 7, events_from - 1, 7 do
+  local op, payload, a, b, c, d, e = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   redis.call('LREM', proc, -1, payload)
-  if ev ~= '' then
-    redis.call('XADD', prefix .. 'events', 'MAXLEN', '~', events_kept, '*', 'e', ev)
-  end
   if op == 'S' or op == 'F' then
     if a ~= '' then
       redis.call('SET', prefix .. 'result:' .. a, b, 'PX', c)
@@ -189,14 +187,21 @@ for i = 6, #ARGV, 8 do
     if d ~= '' then redis.call('LPUSH', prefix .. 'dead', d) end
   end
 end
+if events_from <= #ARGV then
+  -- In chunks: Lua's C stack bounds how many arguments unpack may pass.
+  for i = events_from, #ARGV, 1000 do
+    redis.call('LPUSH', prefix .. 'events', unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  redis.call('LTRIM', prefix .. 'events', 0, events_kept - 1)
+end
 if ARGV[4] ~= '' then
   local m = cjson.decode(ARGV[4])
   for _, kv in ipairs(m.j) do redis.call('HINCRBY', prefix .. 'metrics:jobs', kv[1], kv[2]) end
   for _, kv in ipairs(m.d) do redis.call('HINCRBY', prefix .. 'metrics:durations', kv[1], kv[2]) end
   for _, mk in ipairs(m.m) do
     local key = prefix .. 'metrics:minute:' .. string.format('%d', mk[1])
-    redis.call('HINCRBY', key, mk[2], mk[3])
-    redis.call('EXPIRE', key, minute_ttl)
+    -- The minute's first count sets its expiry; later ones leave it.
+    if redis.call('HINCRBY', key, mk[2], mk[3]) == mk[3] then redis.call('EXPIRE', key, minute_ttl) end
   end
   for _, kv in ipairs(m.x) do
     local longest = tonumber(redis.call('HGET', prefix .. 'metrics:durations', kv[1]) or '0')
@@ -211,9 +216,10 @@ return processed + retried
 "#;
 
 /// Lays out [`ACK`]'s arguments: the header `prefix, inline record limit, RETRY state
-/// name, metrics delta (JSON, see [`MetricsDelta`]; `''` for none), events kept`, then one
-/// group of eight per acknowledgement, `op, delivery, a, b, c, d, e, event` (`event`: the
-/// [`JobEvent`](crate::monitor::JobEvent) JSON for `{ns}:events`, `''` for none):
+/// name, metrics delta (JSON, see [`MetricsDelta`]; `''` for none), events kept, number of
+/// acknowledgements`, then one group of seven per acknowledgement, `op, delivery, a, b, c,
+/// d, e`, then the stored [`JobEvent`](crate::monitor::JobEvent)s of `reports` for the
+/// `{ns}:events` list (pushed in one command, so the newest ends up first). The groups:
 ///
 /// - `S` success / `F` failure: a = job id (`''` when unreadable), b = encoded record,
 ///   c = ttl ms, d = encoded dead letter (`''` for none), e = `'1'` when a transient state
@@ -229,8 +235,9 @@ pub(super) fn ack_args(
     prefix: &str,
     inline_limit: usize,
     acks: &[Ack],
+    reports: &[JobReport],
 ) {
-    let metrics = MetricsDelta::of(acks.iter().filter_map(|ack| ack.report.as_deref()))
+    let metrics = MetricsDelta::of(reports.iter())
         .map(|delta| delta.encode())
         .unwrap_or_default();
     invocation
@@ -238,14 +245,10 @@ pub(super) fn ack_args(
         .arg(inline_limit)
         .arg(JobState::Retry.as_str())
         .arg(metrics)
-        .arg(EVENTS_KEPT);
+        .arg(EVENTS_KEPT)
+        .arg(acks.len());
     for ack in acks {
         let delivery = ack.tag.as_stored();
-        let event = ack
-            .report
-            .as_deref()
-            .and_then(|report| report.event.as_deref())
-            .unwrap_or("");
         match &ack.outcome {
             Outcome::Finished {
                 record,
@@ -269,8 +272,7 @@ pub(super) fn ack_args(
                             .map(encode_dead_letter)
                             .unwrap_or_default(),
                     )
-                    .arg(if *clears_state { "1" } else { "" })
-                    .arg(event);
+                    .arg(if *clears_state { "1" } else { "" });
             }
             Outcome::Unreadable { dead_letter } => {
                 invocation
@@ -280,8 +282,7 @@ pub(super) fn ack_args(
                     .arg("")
                     .arg("")
                     .arg(encode_dead_letter(dead_letter))
-                    .arg("")
-                    .arg(event);
+                    .arg("");
             }
             Outcome::Retry { next, ttl, .. } => {
                 invocation
@@ -291,8 +292,7 @@ pub(super) fn ack_args(
                     .arg(encode_message(next))
                     .arg(next.eta_ms.unwrap_or(0))
                     .arg(ttl_ms(*ttl))
-                    .arg("")
-                    .arg(event);
+                    .arg("");
             }
             Outcome::Requeue { queue } => {
                 invocation
@@ -302,8 +302,7 @@ pub(super) fn ack_args(
                     .arg("")
                     .arg("")
                     .arg("")
-                    .arg("")
-                    .arg(event);
+                    .arg("");
             }
             Outcome::Defer { next } => {
                 invocation
@@ -313,8 +312,7 @@ pub(super) fn ack_args(
                     .arg(encode_message(next))
                     .arg(next.eta_ms.unwrap_or(0))
                     .arg("")
-                    .arg("")
-                    .arg(event);
+                    .arg("");
             }
             Outcome::Celery(reply) => {
                 let extras = if reply.pushes.is_empty() && reply.extra_records.is_empty() {
@@ -336,10 +334,12 @@ pub(super) fn ack_args(
                             .map(encode_dead_letter)
                             .unwrap_or_default(),
                     )
-                    .arg(extras)
-                    .arg(event);
+                    .arg(extras);
             }
         }
+    }
+    for event in reports.iter().filter_map(|report| report.event.as_deref()) {
+        invocation.arg(event);
     }
 }
 

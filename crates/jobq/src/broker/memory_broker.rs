@@ -20,6 +20,7 @@ use super::{
 use crate::admin::{DeadLetter, Stats};
 use crate::error::Error;
 use crate::message::{JobId, JobMessage, JobState, ResultRecord, now_ms};
+use crate::monitor::JobReport;
 use crate::scheduler::{MemoryScheduleStore, ScheduleStore};
 use crate::task::KeyWrite;
 
@@ -314,7 +315,13 @@ impl Backend for MemoryBackend {
         .boxed()
     }
 
-    fn ack<'a>(&'a self, worker: &'a str, acks: &'a [Ack]) -> BrokerFuture<'a, ()> {
+    fn ack<'a>(
+        &'a self,
+        worker: &'a str,
+        acks: &'a [Ack],
+        // The memory broker keeps no monitoring data.
+        _reports: &'a [JobReport],
+    ) -> BrokerFuture<'a, ()> {
         async move {
             let mut stored = false;
             let mut pushed = false;

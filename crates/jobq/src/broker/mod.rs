@@ -153,7 +153,7 @@ pub(crate) struct Ack {
     pub(crate) tag: DeliveryTag,
     pub(crate) outcome: Outcome,
     /// How the run is counted and recorded ([`crate::monitor`]); `None` for acks that end
-    /// no run.
+    /// no run. The acknowledger takes it out and records it with a later batch.
     pub(crate) report: Option<Box<JobReport>>,
 }
 
@@ -286,9 +286,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// have a result.
     fn mark_started(&self, job_ids: Vec<JobId>, ttl: Duration) -> BrokerFuture<'_, ()>;
 
-    /// Applies acknowledgements of jobs held by `worker`, each one atomically. Borrowed, so
-    /// a batch can be retried after a failure without copying it.
-    fn ack<'a>(&'a self, worker: &'a str, acks: &'a [Ack]) -> BrokerFuture<'a, ()>;
+    /// Applies acknowledgements of jobs held by `worker`, each one atomically, and records
+    /// `reports` (counters, histograms, events; see [`crate::monitor`]) in the same step.
+    /// Borrowed, so a batch can be retried after a failure without copying it.
+    fn ack<'a>(
+        &'a self,
+        worker: &'a str,
+        acks: &'a [Ack],
+        reports: &'a [JobReport],
+    ) -> BrokerFuture<'a, ()>;
 
     /// Applies explicit-key writes (plain `SET`s, so repeating them is harmless).
     fn write_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> BrokerFuture<'a, ()>;

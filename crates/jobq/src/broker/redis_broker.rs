@@ -24,6 +24,7 @@ use crate::admin::{DeadLetter, Stats};
 use crate::celery::{envelope, pidbox};
 use crate::error::Error;
 use crate::message::{JobId, JobMessage, JobState, ResultRecord, now_ms};
+use crate::monitor::JobReport;
 use crate::scheduler::{RedisScheduleStore, ScheduleStore};
 use crate::task::KeyWrite;
 
@@ -500,13 +501,24 @@ impl RedisBackend {
         Ok(())
     }
 
-    async fn ack_impl(&self, worker: &str, acks: &[Ack]) -> Result<(), Error> {
-        if acks.is_empty() {
+    async fn ack_impl(
+        &self,
+        worker: &str,
+        acks: &[Ack],
+        reports: &[JobReport],
+    ) -> Result<(), Error> {
+        if acks.is_empty() && reports.is_empty() {
             return Ok(());
         }
         let mut invocation = self.scripts.ack.prepare_invoke();
         invocation.key(self.key(&format!("processing:{worker}")));
-        lua::ack_args(&mut invocation, &self.prefix, INLINE_RECORD_LIMIT, acks);
+        lua::ack_args(
+            &mut invocation,
+            &self.prefix,
+            INLINE_RECORD_LIMIT,
+            acks,
+            reports,
+        );
         let mut conn = self.fast();
         invocation
             .invoke_async::<i64>(&mut conn)
@@ -746,8 +758,13 @@ impl Backend for RedisBackend {
         .boxed()
     }
 
-    fn ack<'a>(&'a self, worker: &'a str, acks: &'a [Ack]) -> BrokerFuture<'a, ()> {
-        self.ack_impl(worker, acks).boxed()
+    fn ack<'a>(
+        &'a self,
+        worker: &'a str,
+        acks: &'a [Ack],
+        reports: &'a [JobReport],
+    ) -> BrokerFuture<'a, ()> {
+        self.ack_impl(worker, acks, reports).boxed()
     }
 
     fn write_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> BrokerFuture<'a, ()> {

@@ -1,11 +1,14 @@
 //! Job events: what the worker reports about each job it acknowledges ([`JobReport`],
-//! crate-private), and the [`JobEvent`] records the `{ns}:events` stream holds.
+//! crate-private), and the [`JobEvent`] records the capped `{ns}:events` list holds.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{Ack, Outcome};
 use crate::error::TaskFailure;
 use crate::message::{JobId, ResultRecord};
+use crate::task::KeyWrite;
 
 /// What happened to a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -30,7 +33,7 @@ impl EventKind {
         EventKind::Dead,
     ];
 
-    /// The name used in the stream, in URLs and as the `status` label of metrics.
+    /// The name used in events, in URLs and as the `status` label of metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Succeeded => "succeeded",
@@ -46,18 +49,20 @@ impl EventKind {
     }
 }
 
-/// One entry of the `{ns}:events` stream: a job's run as the worker acknowledged it.
+/// One entry of the `{ns}:events` list: a job's run as the worker acknowledged it.
+///
+/// Stored as compact JSON with one-letter field names (see `Wire`); serialized with these
+/// names, leaving out empty fields, for readers such as the dashboard's JSON API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct JobEvent {
-    /// The stream entry id (`<ms>-<seq>`), filled in when read.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub stream_id: String,
     /// What happened.
     pub kind: EventKind,
     /// The job id (`None` for a message whose id could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<JobId>,
     /// The task name, when the message could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
     /// The queue the job was fetched from.
     pub queue: String,
@@ -68,26 +73,35 @@ pub struct JobEvent {
     /// When the worker fetched it (ms since the Unix epoch).
     pub received_at_ms: u64,
     /// When its handler started, if it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at_ms: Option<u64>,
     /// When it was acknowledged.
     pub finished_at_ms: u64,
     /// How long the handler ran, if it ran (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_us: Option<u64>,
     /// The arguments as JSON text; cut at [`ARGS_LIMIT`] bytes (then `args_truncated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<String>,
     /// Whether `args` was cut.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub args_truncated: bool,
     /// The failure, for `failed`, `retried` and `dead`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<TaskFailure>,
     /// When the next attempt is due, for `retried` (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at_ms: Option<u64>,
     /// The explicit keys the run wrote ([`TaskContext::set_key`](crate::TaskContext::set_key)).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
     /// Whether the job came as a Celery message.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub celery: bool,
+}
+
+fn is_false(flag: &bool) -> bool {
+    !flag
 }
 
 /// The longest arguments text an event keeps (bytes).
@@ -104,8 +118,9 @@ pub(crate) struct JobRun<'a> {
     pub(crate) started_at_ms: Option<u64>,
     pub(crate) duration_us: Option<u64>,
     /// The arguments as JSON (only needed when events are written).
-    pub(crate) args: Option<String>,
-    pub(crate) keys: Vec<String>,
+    pub(crate) args: Option<&'a str>,
+    /// The explicit keys the run wrote.
+    pub(crate) keys: &'a [KeyWrite],
     pub(crate) celery: bool,
 }
 
@@ -120,22 +135,48 @@ pub(crate) struct JobReport {
     pub(crate) finished_at_ms: u64,
     /// The job id and the explicit keys its run wrote, when it wrote any.
     pub(crate) written: Option<(JobId, Vec<String>)>,
-    /// The [`JobEvent`] as JSON; `None` when events are off.
+    /// The [`JobEvent`] as stored; `None` when events are off.
     pub(crate) event: Option<String>,
+}
+
+/// A [`JobReport`] still waiting for its task name and queue, which the worker hands over
+/// once it no longer needs them.
+#[derive(Debug)]
+pub(crate) struct PendingReport {
+    pub(crate) kind: EventKind,
+    duration_us: Option<u64>,
+    finished_at_ms: u64,
+    written: Option<(JobId, Vec<String>)>,
+    event: Option<String>,
+}
+
+impl PendingReport {
+    /// The report, with the run's task name (`None`: unreadable) and queue.
+    pub(crate) fn finish(self, task: Option<String>, queue: String) -> JobReport {
+        JobReport {
+            task: task.unwrap_or_else(|| UNKNOWN_TASK_LABEL.to_owned()),
+            queue,
+            kind: self.kind,
+            duration_us: self.duration_us,
+            finished_at_ms: self.finished_at_ms,
+            written: self.written,
+            event: self.event,
+        }
+    }
 }
 
 /// The task label of a message whose task could not be read.
 pub const UNKNOWN_TASK_LABEL: &str = "<unreadable>";
 
 /// The report of the native acknowledgement `ack` of `run` (before a Celery layer turns
-/// it into a Celery reply); `None` for acks that end nothing (requeued at shutdown,
-/// deferred until an ETA).
+/// it into a Celery reply), with its event when `with_event`; `None` for acks that end
+/// nothing (requeued at shutdown, deferred until an ETA).
 pub(crate) fn report(
-    run: JobRun<'_>,
+    run: &JobRun<'_>,
     ack: &Ack,
     now_ms: u64,
     with_event: bool,
-) -> Option<JobReport> {
+) -> Option<PendingReport> {
     let (kind, job_id, error, retry_at_ms) = match &ack.outcome {
         Outcome::Finished {
             record,
@@ -165,41 +206,37 @@ pub(crate) fn report(
         ),
         Outcome::Requeue { .. } | Outcome::Defer { .. } | Outcome::Celery(_) => return None,
     };
+    let keys = || run.keys.iter().map(|w| w.key.clone()).collect::<Vec<_>>();
     let written = match job_id {
-        Some(id) if !run.keys.is_empty() => Some((id.clone(), run.keys.clone())),
+        Some(id) if !run.keys.is_empty() => Some((id.clone(), keys())),
         _ => None,
     };
     let event = with_event.then(|| {
         let (args, args_truncated) = match run.args {
-            Some(args) if args.len() > ARGS_LIMIT => {
-                (Some(cut(&args, ARGS_LIMIT).to_owned()), true)
-            }
+            Some(args) if args.len() > ARGS_LIMIT => (Some(cut(args, ARGS_LIMIT)), true),
             other => (other, false),
         };
-        let event = JobEvent {
-            stream_id: String::new(),
+        let wire = Wire {
             kind,
-            job_id: job_id.cloned(),
-            task: run.task.map(str::to_owned),
-            queue: run.queue.to_owned(),
-            worker: run.worker.to_owned(),
+            job_id: job_id.map(|id| Cow::Borrowed(id.as_str())),
+            task: run.task.map(Cow::Borrowed),
+            queue: Cow::Borrowed(run.queue),
+            worker: Cow::Borrowed(run.worker),
             attempt: run.attempt,
             received_at_ms: run.received_at_ms,
             started_at_ms: run.started_at_ms,
             finished_at_ms: now_ms,
             duration_us: run.duration_us,
-            args,
+            args: args.map(Cow::Borrowed),
             args_truncated,
             error: error.cloned(),
             retry_at_ms,
-            keys: run.keys,
+            keys: keys(),
             celery: run.celery,
         };
-        serde_json::to_string(&event).unwrap_or_default()
+        serde_json::to_string(&wire).unwrap_or_default()
     });
-    Some(JobReport {
-        task: run.task.unwrap_or(UNKNOWN_TASK_LABEL).to_owned(),
-        queue: run.queue.to_owned(),
+    Some(PendingReport {
         kind,
         duration_us: run.duration_us,
         finished_at_ms: now_ms,
@@ -218,4 +255,65 @@ pub(crate) fn cut(text: &str, limit: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+/// A [`JobEvent`] as stored: one- and two-letter names, borrowed text, empty fields left
+/// out, so the acknowledgement script moves as few bytes per job as it can.
+#[derive(Serialize, Deserialize)]
+struct Wire<'a> {
+    #[serde(rename = "k")]
+    kind: EventKind,
+    #[serde(rename = "i", borrow, default, skip_serializing_if = "Option::is_none")]
+    job_id: Option<Cow<'a, str>>,
+    #[serde(rename = "t", borrow, default, skip_serializing_if = "Option::is_none")]
+    task: Option<Cow<'a, str>>,
+    #[serde(rename = "q", borrow)]
+    queue: Cow<'a, str>,
+    #[serde(rename = "w", borrow)]
+    worker: Cow<'a, str>,
+    #[serde(rename = "n", default)]
+    attempt: u32,
+    #[serde(rename = "r")]
+    received_at_ms: u64,
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    started_at_ms: Option<u64>,
+    #[serde(rename = "f")]
+    finished_at_ms: u64,
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    duration_us: Option<u64>,
+    #[serde(rename = "a", borrow, default, skip_serializing_if = "Option::is_none")]
+    args: Option<Cow<'a, str>>,
+    #[serde(rename = "at", default, skip_serializing_if = "is_false")]
+    args_truncated: bool,
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    error: Option<TaskFailure>,
+    #[serde(rename = "ra", default, skip_serializing_if = "Option::is_none")]
+    retry_at_ms: Option<u64>,
+    #[serde(rename = "ks", default, skip_serializing_if = "Vec::is_empty")]
+    keys: Vec<String>,
+    #[serde(rename = "c", default, skip_serializing_if = "is_false")]
+    celery: bool,
+}
+
+/// The event stored as `json`; `None` when it does not decode.
+pub(crate) fn decode(json: &str) -> Option<JobEvent> {
+    let wire: Wire<'_> = serde_json::from_str(json).ok()?;
+    Some(JobEvent {
+        kind: wire.kind,
+        job_id: wire.job_id.map(|id| JobId::from(id.as_ref())),
+        task: wire.task.map(Cow::into_owned),
+        queue: wire.queue.into_owned(),
+        worker: wire.worker.into_owned(),
+        attempt: wire.attempt,
+        received_at_ms: wire.received_at_ms,
+        started_at_ms: wire.started_at_ms,
+        finished_at_ms: wire.finished_at_ms,
+        duration_us: wire.duration_us,
+        args: wire.args.map(Cow::into_owned),
+        args_truncated: wire.args_truncated,
+        error: wire.error,
+        retry_at_ms: wire.retry_at_ms,
+        keys: wire.keys,
+        celery: wire.celery,
+    })
 }

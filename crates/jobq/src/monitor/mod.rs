@@ -4,7 +4,7 @@
 //! result (no extra round trip):
 //!
 //! - one [`JobEvent`] per finished, failed, retried or dead-lettered job in the capped
-//!   stream `{ns}:events` (about the newest [`EVENTS_KEPT`]; off with
+//!   list `{ns}:events`, newest first (the newest [`EVENTS_KEPT`]; off with
 //!   [`WorkerConfig::events`](crate::WorkerConfig::events));
 //! - per-task counters and duration histograms, and per-minute throughput (see
 //!   [`metrics`](self::TaskMetrics) for the keys);
@@ -30,15 +30,15 @@ use crate::broker::Broker;
 use crate::error::Error;
 use crate::message::{JobId, JobState, ResultRecord, now_ms};
 
-/// About how many events `{ns}:events` keeps (it is trimmed approximately, in whole
-/// stream nodes).
+/// How many events `{ns}:events` keeps (it is trimmed after every acknowledgement
+/// batch).
 pub const EVENTS_KEPT: usize = 10_000;
 
 /// Everything known about one job.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JobDetails {
-    /// Its events still in the stream, newest first.
+    /// Its events still kept, newest first.
     pub events: Vec<JobEvent>,
     /// Its stored result, while kept.
     pub record: Option<ResultRecord>,
@@ -138,23 +138,16 @@ impl Monitor {
             return Ok(Vec::new());
         }
         let mut conn = self.conn.clone();
-        let entries: Vec<(String, Vec<String>)> = redis::cmd("XREVRANGE")
+        let entries: Vec<String> = redis::cmd("LRANGE")
             .arg(self.key("events"))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(limit)
+            .arg(0)
+            .arg(limit - 1)
             .query_async(&mut conn)
             .await
             .map_err(read_error("reading job events"))?;
         Ok(entries
-            .into_iter()
-            .filter_map(|(stream_id, fields)| {
-                let json = fields.chunks(2).find(|kv| kv[0] == "e")?.get(1)?;
-                let mut event: JobEvent = serde_json::from_str(json).ok()?;
-                event.stream_id = stream_id;
-                Some(event)
-            })
+            .iter()
+            .filter_map(|json| event::decode(json))
             .collect())
     }
 

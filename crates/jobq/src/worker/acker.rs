@@ -1,19 +1,31 @@
 //! The acknowledger: collects finished jobs and acknowledges them in batches, one broker
 //! call (one atomic script per job) per batch, retrying through broker outages.
+//!
+//! The jobs' reports (counters, histograms, events: [`crate::monitor`]) ride along with a
+//! batch at most every [`REPORT_EVERY`], so a lone job's acknowledgement, which its waiting
+//! client's latency depends on, carries none of that work; when no batch comes, a call of
+//! their own records them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{error, warn};
 
 use super::backoff;
 use crate::broker::{Ack, Broker};
+use crate::monitor::JobReport;
 
 /// Acknowledgements per broker call at most.
 const MAX_BATCH: usize = 512;
 /// Attempts to apply a batch after shutdown began before giving up on it (the jobs stay in
 /// flight and are recovered by unregistering or by the reaper).
 const SHUTDOWN_ATTEMPTS: u32 = 8;
+/// How often reports are recorded at most (also how long they may wait).
+pub(super) const REPORT_EVERY: Duration = Duration::from_millis(200);
+/// Reports recorded with a batch however recently the last were.
+const MAX_PENDING_REPORTS: usize = 4096;
 
 // Nearly every message is an `Ack`: boxing it would cost an allocation per job to shrink
 // the rare `Flush` and `Stop`.
@@ -40,8 +52,28 @@ pub(super) struct Acker {
 impl Acker {
     pub(super) async fn run(self, mut rx: mpsc::UnboundedReceiver<AckMessage>) {
         let mut shutting_down = false;
+        let mut reports: Vec<JobReport> = Vec::new();
+        let mut last_recorded = Instant::now();
         loop {
-            let Some(first) = rx.recv().await else { return };
+            let first = if reports.is_empty() {
+                rx.recv().await
+            } else {
+                let due = last_recorded + REPORT_EVERY;
+                match tokio::time::timeout_at(due, rx.recv()).await {
+                    Ok(message) => message,
+                    Err(_) => {
+                        // No batch came along: the reports go on their own.
+                        self.apply(&[], &reports, shutting_down).await;
+                        reports.clear();
+                        last_recorded = Instant::now();
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else {
+                self.apply(&[], &reports, true).await;
+                return;
+            };
             let mut batch = Vec::new();
             let mut released = 0usize;
             let mut done = Vec::new();
@@ -49,7 +81,8 @@ impl Acker {
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 match message {
-                    AckMessage::Ack(ack) => {
+                    AckMessage::Ack(mut ack) => {
+                        reports.extend(ack.report.take().map(|report| *report));
                         batch.push(ack);
                         released += 1;
                     }
@@ -64,7 +97,17 @@ impl Acker {
                     next = rx.try_recv().ok();
                 }
             }
-            self.apply(batch, shutting_down).await;
+            let record = shutting_down
+                || stop
+                || reports.len() >= MAX_PENDING_REPORTS
+                || last_recorded.elapsed() >= REPORT_EVERY;
+            if record {
+                self.apply(&batch, &reports, shutting_down).await;
+                reports.clear();
+                last_recorded = Instant::now();
+            } else {
+                self.apply(&batch, &[], shutting_down).await;
+            }
             self.fetched.add_permits(released);
             for tx in done {
                 let _ = tx.send(());
@@ -75,13 +118,18 @@ impl Acker {
         }
     }
 
-    async fn apply(&self, batch: Vec<Ack>, shutting_down: bool) {
-        if batch.is_empty() {
+    async fn apply(&self, batch: &[Ack], reports: &[JobReport], shutting_down: bool) {
+        if batch.is_empty() && reports.is_empty() {
             return;
         }
         let mut failures = 0;
         loop {
-            match self.broker.backend().ack(&self.worker_id, &batch).await {
+            match self
+                .broker
+                .backend()
+                .ack(&self.worker_id, batch, reports)
+                .await
+            {
                 Ok(()) => return,
                 Err(e) => {
                     failures += 1;

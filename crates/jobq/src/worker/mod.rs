@@ -5,7 +5,6 @@
 mod acker;
 mod execute;
 
-use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,7 +18,7 @@ use tracing::{debug, info, warn};
 use self::acker::{AckMessage, Acker};
 use self::execute::{ExecSettings, Finished};
 use crate::app::App;
-use crate::broker::wire::{Delivery, DeliveryTag};
+use crate::broker::wire::{Delivery, DeliveryTag, decode_delivery};
 use crate::broker::{Ack, Broker, Outcome, Source};
 use crate::celery::CeleryConfig;
 use crate::celery::reply::{CeleryLayer, Prepared, RunFacts};
@@ -70,7 +69,7 @@ pub struct WorkerConfig {
     /// off; needs a Redis broker). See [`crate::celery`].
     pub celery: Option<CeleryConfig>,
     /// Write a [`JobEvent`](crate::monitor::JobEvent) per finished job to the namespace's
-    /// event stream (default: on). Counters and duration histograms are kept either way;
+    /// event list (default: on). Counters and duration histograms are kept either way;
     /// see [`crate::monitor`].
     pub events: bool,
 }
@@ -144,13 +143,56 @@ impl std::fmt::Debug for Worker {
 /// Fetched jobs that have not been acknowledged, so a shutdown can put back the ones that
 /// did not finish.
 struct Outstanding {
-    jobs: Mutex<HashMap<u64, (DeliveryTag, String)>>,
+    jobs: Mutex<HashMap<u64, Held>>,
     next: AtomicU64,
 }
 
+/// A fetched job not yet acknowledged.
+struct Held {
+    tag: DeliveryTag,
+    queue: String,
+    /// When its handler started (ms since the Unix epoch); `None` while prefetched.
+    started_at_ms: Option<u64>,
+}
+
 impl Outstanding {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, (DeliveryTag, String)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Held>> {
         crate::sync::lock(&self.jobs)
+    }
+
+    /// Notes that the handler of the job under `key` started at `at_ms`.
+    fn started(&self, key: u64, at_ms: u64) {
+        if let Some(held) = self.lock().get_mut(&key) {
+            held.started_at_ms = Some(at_ms);
+        }
+    }
+
+    /// How many jobs run, and the oldest [`RUNNING_LISTED`] of them.
+    fn running(&self) -> (usize, Vec<RunningJob>) {
+        let mut started: Vec<(u64, u64, String)> = {
+            let jobs = self.lock();
+            jobs.iter()
+                .filter_map(|(key, held)| {
+                    held.started_at_ms
+                        .map(|at| (*key, at, held.tag.as_stored().to_owned()))
+                })
+                .collect()
+        };
+        let count = started.len();
+        started.sort_unstable_by_key(|(key, _, _)| *key);
+        started.truncate(RUNNING_LISTED);
+        let listed = started
+            .into_iter()
+            .filter_map(|(_, started_at_ms, stored)| {
+                let job = decode_delivery(stored).job.ok()?;
+                Some(RunningJob {
+                    job_id: job.id,
+                    task: job.task,
+                    started_at_ms,
+                })
+            })
+            .collect();
+        (count, listed)
     }
 }
 
@@ -178,7 +220,7 @@ struct Shared {
     draining: CancellationToken,
     /// Set when the grace period ran out: nothing more is written for running jobs.
     abandoned: CancellationToken,
-    /// Whether finished jobs are written to the event stream.
+    /// Whether finished jobs are written to the event list.
     events: bool,
     /// What this worker's heartbeat reports.
     counters: Counters,
@@ -189,8 +231,6 @@ struct Shared {
 struct Counters {
     processed: AtomicU64,
     failed: AtomicU64,
-    /// Jobs whose handlers run, by outstanding key (fetch order).
-    running: Mutex<BTreeMap<u64, RunningJob>>,
 }
 
 impl Worker {
@@ -356,7 +396,7 @@ impl Worker {
             let mut outstanding = shared.outstanding.lock();
             let requeue: Vec<Ack> = outstanding
                 .drain()
-                .map(|(_, (tag, queue))| Ack::new(tag, Outcome::Requeue { queue }))
+                .map(|(_, held)| Ack::new(held.tag, Outcome::Requeue { queue: held.queue }))
                 .collect();
             if !requeue.is_empty() {
                 info!(
@@ -433,11 +473,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, config: WorkerConfig, stop: Cancell
         info.heartbeat_at_ms = now_ms();
         info.processed = shared.counters.processed.load(Ordering::Relaxed);
         info.failed = shared.counters.failed.load(Ordering::Relaxed);
-        {
-            let running = crate::sync::lock(&shared.counters.running);
-            info.running_count = running.len();
-            info.running = running.values().take(RUNNING_LISTED).cloned().collect();
-        }
+        (info.running_count, info.running) = shared.outstanding.running();
         let text = serde_json::to_string(&info).unwrap_or_default();
         let worker_id = &shared.worker_id;
         if let Err(e) = shared
@@ -609,10 +645,14 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
     let received_at_ms = now_ms();
     for delivery in deliveries {
         let key = shared.outstanding.next.fetch_add(1, Ordering::Relaxed);
-        shared
-            .outstanding
-            .lock()
-            .insert(key, (delivery.tag.clone(), queue.to_owned()));
+        shared.outstanding.lock().insert(
+            key,
+            Held {
+                tag: delivery.tag.clone(),
+                queue: queue.to_owned(),
+                started_at_ms: None,
+            },
+        );
         let slot = if shared.waiting_count.load(Ordering::Acquire) == 0 {
             Arc::clone(&shared.running).try_acquire_owned().ok()
         } else {
@@ -736,7 +776,10 @@ async fn run_job(shared: Arc<Shared>, fetched: Fetched, slot: OwnedSemaphorePerm
         }
         Ok(job) => 'run: {
             retries = job.attempt;
-            task = Some(job.task.clone());
+            if celery.is_some() {
+                // The name as sent, for the report of a job the Celery layer refuses.
+                task = Some(job.task.clone());
+            }
             let (job, tag) = match celery {
                 Some(layer) => match celery_prelude(&shared, layer, job, tag) {
                     Ok(runnable) => runnable,
@@ -759,38 +802,26 @@ async fn run_job(shared: Arc<Shared>, fetched: Fetched, slot: OwnedSemaphorePerm
                 args = serde_json::to_string(&job.args).ok();
             }
             let started_at_ms = now_ms();
-            crate::sync::lock(&shared.counters.running).insert(
-                key,
-                RunningJob {
-                    job_id: job.id.clone(),
-                    task: job.task.clone(),
-                    started_at_ms,
-                },
-            );
+            shared.outstanding.started(key, started_at_ms);
             let clock = Instant::now();
             let finished = run_recording_start(&shared, *job, tag, slot).await;
             timing = Some((started_at_ms, clock.elapsed().as_micros() as u64));
-            crate::sync::lock(&shared.counters.running).remove(&key);
             finished
         }
     };
-    let report = monitor::report(
-        JobRun {
-            worker: &shared.worker_id,
-            task: task.as_deref(),
-            queue: &queue,
-            attempt: retries,
-            received_at_ms,
-            started_at_ms: timing.map(|(started, _)| started),
-            duration_us: timing.map(|(_, us)| us),
-            args,
-            keys: finished.writes.iter().map(|w| w.key.clone()).collect(),
-            celery: celery.is_some(),
-        },
-        &finished.ack,
-        now_ms(),
-        shared.events,
-    );
+    let run = JobRun {
+        worker: &shared.worker_id,
+        task: task.as_deref(),
+        queue: &queue,
+        attempt: retries,
+        received_at_ms,
+        started_at_ms: timing.map(|(started, _)| started),
+        duration_us: timing.map(|(_, us)| us),
+        args: args.as_deref(),
+        keys: &finished.writes,
+        celery: celery.is_some(),
+    };
+    let report = monitor::report(&run, &finished.ack, now_ms(), shared.events);
     let mut finished = match celery {
         Some(layer) => Finished {
             ack: layer.reply(
@@ -805,7 +836,7 @@ async fn run_job(shared: Arc<Shared>, fetched: Fetched, slot: OwnedSemaphorePerm
         },
         None => finished,
     };
-    if let Some(report) = &report {
+    if let Some(report) = report {
         match report.kind {
             EventKind::Succeeded => {
                 shared.counters.processed.fetch_add(1, Ordering::Relaxed);
@@ -816,8 +847,8 @@ async fn run_job(shared: Arc<Shared>, fetched: Fetched, slot: OwnedSemaphorePerm
             }
             EventKind::Retried => {}
         }
+        finished.ack.report = Some(Box::new(report.finish(task, queue)));
     }
-    finished.ack.report = report.map(Box::new);
     if !finished.writes.is_empty() && !apply_writes(&shared, finished.writes).await {
         return;
     }

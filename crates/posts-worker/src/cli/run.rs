@@ -51,7 +51,7 @@ pub(crate) struct Args {
     /// seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     visibility_timeout: u64,
-    /// Do not write job events to the `{namespace}:events` stream (the dashboard's recent
+    /// Do not write job events to the `{namespace}:events` list (the dashboard's recent
     /// jobs). Counters and duration histograms are kept either way.
     #[arg(long, env = "POSTS_WORKER_NO_EVENTS")]
     no_events: bool,
