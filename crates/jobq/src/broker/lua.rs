@@ -218,7 +218,7 @@ return processed + retried
 /// Lays out [`ACK`]'s arguments: the header `prefix, inline record limit, RETRY state
 /// name, metrics delta (JSON, see [`MetricsDelta`]; `''` for none), events kept, number of
 /// acknowledgements`, then one group of seven per acknowledgement, `op, delivery, a, b, c,
-/// d, e`, then the stored [`JobEvent`](crate::monitor::JobEvent)s of `reports` for the
+/// d, e`, then `events`, stored [`JobEvent`](crate::monitor::JobEvent)s oldest first, for the
 /// `{ns}:events` list (pushed in one command, so the newest ends up first). The groups:
 ///
 /// - `S` success / `F` failure: a = job id (`''` when unreadable), b = encoded record,
@@ -236,6 +236,7 @@ pub(super) fn ack_args(
     inline_limit: usize,
     acks: &[Ack],
     reports: &[JobReport],
+    events: &[String],
 ) {
     let metrics = MetricsDelta::of(reports.iter())
         .map(|delta| delta.encode())
@@ -338,7 +339,7 @@ pub(super) fn ack_args(
             }
         }
     }
-    for event in reports.iter().filter_map(|report| report.event.as_deref()) {
+    for event in events {
         invocation.arg(event);
     }
 }

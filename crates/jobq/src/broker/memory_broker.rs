@@ -321,6 +321,7 @@ impl Backend for MemoryBackend {
         acks: &'a [Ack],
         // The memory broker keeps no monitoring data.
         _reports: &'a [JobReport],
+        _events: &'a [String],
     ) -> BrokerFuture<'a, ()> {
         async move {
             let mut stored = false;

@@ -287,13 +287,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn mark_started(&self, job_ids: Vec<JobId>, ttl: Duration) -> BrokerFuture<'_, ()>;
 
     /// Applies acknowledgements of jobs held by `worker`, each one atomically, and records
-    /// `reports` (counters, histograms, events; see [`crate::monitor`]) in the same step.
-    /// Borrowed, so a batch can be retried after a failure without copying it.
+    /// `reports` (counters and histograms) and `events` (stored events, oldest first; see
+    /// [`crate::monitor`]) in the same step. Borrowed, so a batch can be retried after a
+    /// failure without copying it.
     fn ack<'a>(
         &'a self,
         worker: &'a str,
         acks: &'a [Ack],
         reports: &'a [JobReport],
+        events: &'a [String],
     ) -> BrokerFuture<'a, ()>;
 
     /// Applies explicit-key writes (plain `SET`s, so repeating them is harmless).

@@ -506,6 +506,7 @@ impl RedisBackend {
         worker: &str,
         acks: &[Ack],
         reports: &[JobReport],
+        events: &[String],
     ) -> Result<(), Error> {
         if acks.is_empty() && reports.is_empty() {
             return Ok(());
@@ -518,6 +519,7 @@ impl RedisBackend {
             INLINE_RECORD_LIMIT,
             acks,
             reports,
+            events,
         );
         let mut conn = self.fast();
         invocation
@@ -763,8 +765,9 @@ impl Backend for RedisBackend {
         worker: &'a str,
         acks: &'a [Ack],
         reports: &'a [JobReport],
+        events: &'a [String],
     ) -> BrokerFuture<'a, ()> {
-        self.ack_impl(worker, acks, reports).boxed()
+        self.ack_impl(worker, acks, reports, events).boxed()
     }
 
     fn write_keys<'a>(&'a self, writes: &'a [KeyWrite]) -> BrokerFuture<'a, ()> {

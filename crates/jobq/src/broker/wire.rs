@@ -54,6 +54,18 @@ impl DeliveryTag {
         decode_job(&self.stored).ok()
     }
 
+    /// The arguments of the job as JSON text (a Celery message's positional and keyword
+    /// arguments as `{"args": [...], "kwargs": {...}}`); `None` when they cannot be read.
+    pub(crate) fn args_text(&self) -> Option<String> {
+        let job = decode_job(&self.stored).ok()?;
+        match &job.celery {
+            Some(ctx) => {
+                Some(serde_json::json!({"args": ctx.args, "kwargs": ctx.kwargs}).to_string())
+            }
+            None => serde_json::to_string(&job.args).ok(),
+        }
+    }
+
     #[cfg(feature = "test-support")]
     pub(crate) fn into_stored(self) -> String {
         self.stored

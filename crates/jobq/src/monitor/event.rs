@@ -110,33 +110,36 @@ pub const ARGS_LIMIT: usize = 16 * 1024;
 /// What the worker knows about one run besides its acknowledgement.
 #[derive(Debug, Clone)]
 pub(crate) struct JobRun<'a> {
-    pub(crate) worker: &'a str,
-    pub(crate) task: Option<&'a str>,
-    pub(crate) queue: &'a str,
-    pub(crate) attempt: u32,
     pub(crate) received_at_ms: u64,
     pub(crate) started_at_ms: Option<u64>,
     pub(crate) duration_us: Option<u64>,
-    /// The arguments as JSON (only needed when events are written).
-    pub(crate) args: Option<&'a str>,
+    pub(crate) attempt: u32,
     /// The explicit keys the run wrote.
     pub(crate) keys: &'a [KeyWrite],
     pub(crate) celery: bool,
 }
 
-/// A run as the acknowledgement script counts it (`{ns}:metrics:*`) and, when events are
-/// on, records it (`{ns}:events`); attached to its [`Ack`].
+/// A run as the acknowledgement script counts it (`{ns}:metrics:*`) and records it
+/// (`{ns}:events`); attached to its [`Ack`]. Its event is only encoded, by
+/// [`JobReport::event`], when it is written.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct JobReport {
     pub(crate) task: String,
     pub(crate) queue: String,
     pub(crate) kind: EventKind,
+    pub(crate) job_id: Option<JobId>,
+    pub(crate) attempt: u32,
+    pub(crate) received_at_ms: u64,
+    pub(crate) started_at_ms: Option<u64>,
     pub(crate) duration_us: Option<u64>,
     pub(crate) finished_at_ms: u64,
-    /// The job id and the explicit keys its run wrote, when it wrote any.
-    pub(crate) written: Option<(JobId, Vec<String>)>,
-    /// The [`JobEvent`] as stored; `None` when events are off.
-    pub(crate) event: Option<String>,
+    pub(crate) error: Option<TaskFailure>,
+    pub(crate) retry_at_ms: Option<u64>,
+    /// The explicit keys the run wrote.
+    pub(crate) keys: Vec<String>,
+    pub(crate) celery: bool,
+    /// The task name could not be read (`task` is then [`UNKNOWN_TASK_LABEL`]).
+    pub(crate) unreadable: bool,
 }
 
 /// A [`JobReport`] still waiting for its task name and queue, which the worker hands over
@@ -144,24 +147,66 @@ pub(crate) struct JobReport {
 #[derive(Debug)]
 pub(crate) struct PendingReport {
     pub(crate) kind: EventKind,
+    job_id: Option<JobId>,
+    attempt: u32,
+    received_at_ms: u64,
+    started_at_ms: Option<u64>,
     duration_us: Option<u64>,
     finished_at_ms: u64,
-    written: Option<(JobId, Vec<String>)>,
-    event: Option<String>,
+    error: Option<TaskFailure>,
+    retry_at_ms: Option<u64>,
+    keys: Vec<String>,
+    celery: bool,
 }
 
 impl PendingReport {
     /// The report, with the run's task name (`None`: unreadable) and queue.
     pub(crate) fn finish(self, task: Option<String>, queue: String) -> JobReport {
         JobReport {
+            unreadable: task.is_none(),
             task: task.unwrap_or_else(|| UNKNOWN_TASK_LABEL.to_owned()),
             queue,
             kind: self.kind,
+            job_id: self.job_id,
+            attempt: self.attempt,
+            received_at_ms: self.received_at_ms,
+            started_at_ms: self.started_at_ms,
             duration_us: self.duration_us,
             finished_at_ms: self.finished_at_ms,
-            written: self.written,
-            event: self.event,
+            error: self.error,
+            retry_at_ms: self.retry_at_ms,
+            keys: self.keys,
+            celery: self.celery,
         }
+    }
+}
+
+impl JobReport {
+    /// The event as stored, by `worker`, with the job's arguments as JSON text.
+    pub(crate) fn event(&self, worker: &str, args: Option<&str>) -> String {
+        let (args, args_truncated) = match args {
+            Some(args) if args.len() > ARGS_LIMIT => (Some(cut(args, ARGS_LIMIT)), true),
+            other => (other, false),
+        };
+        let wire = Wire {
+            kind: self.kind,
+            job_id: self.job_id.as_ref().map(|id| Cow::Borrowed(id.as_str())),
+            task: (!self.unreadable).then(|| Cow::Borrowed(self.task.as_str())),
+            queue: Cow::Borrowed(&self.queue),
+            worker: Cow::Borrowed(worker),
+            attempt: self.attempt,
+            received_at_ms: self.received_at_ms,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: self.finished_at_ms,
+            duration_us: self.duration_us,
+            args: args.map(Cow::Borrowed),
+            args_truncated,
+            error: self.error.clone(),
+            retry_at_ms: self.retry_at_ms,
+            keys: self.keys.clone(),
+            celery: self.celery,
+        };
+        serde_json::to_string(&wire).unwrap_or_default()
     }
 }
 
@@ -169,14 +214,9 @@ impl PendingReport {
 pub const UNKNOWN_TASK_LABEL: &str = "<unreadable>";
 
 /// The report of the native acknowledgement `ack` of `run` (before a Celery layer turns
-/// it into a Celery reply), with its event when `with_event`; `None` for acks that end
-/// nothing (requeued at shutdown, deferred until an ETA).
-pub(crate) fn report(
-    run: &JobRun<'_>,
-    ack: &Ack,
-    now_ms: u64,
-    with_event: bool,
-) -> Option<PendingReport> {
+/// it into a Celery reply); `None` for acks that end nothing (requeued at shutdown,
+/// deferred until an ETA).
+pub(crate) fn report(run: &JobRun<'_>, ack: &Ack, now_ms: u64) -> Option<PendingReport> {
     let (kind, job_id, error, retry_at_ms) = match &ack.outcome {
         Outcome::Finished {
             record,
@@ -206,42 +246,18 @@ pub(crate) fn report(
         ),
         Outcome::Requeue { .. } | Outcome::Defer { .. } | Outcome::Celery(_) => return None,
     };
-    let keys = || run.keys.iter().map(|w| w.key.clone()).collect::<Vec<_>>();
-    let written = match job_id {
-        Some(id) if !run.keys.is_empty() => Some((id.clone(), keys())),
-        _ => None,
-    };
-    let event = with_event.then(|| {
-        let (args, args_truncated) = match run.args {
-            Some(args) if args.len() > ARGS_LIMIT => (Some(cut(args, ARGS_LIMIT)), true),
-            other => (other, false),
-        };
-        let wire = Wire {
-            kind,
-            job_id: job_id.map(|id| Cow::Borrowed(id.as_str())),
-            task: run.task.map(Cow::Borrowed),
-            queue: Cow::Borrowed(run.queue),
-            worker: Cow::Borrowed(run.worker),
-            attempt: run.attempt,
-            received_at_ms: run.received_at_ms,
-            started_at_ms: run.started_at_ms,
-            finished_at_ms: now_ms,
-            duration_us: run.duration_us,
-            args: args.map(Cow::Borrowed),
-            args_truncated,
-            error: error.cloned(),
-            retry_at_ms,
-            keys: keys(),
-            celery: run.celery,
-        };
-        serde_json::to_string(&wire).unwrap_or_default()
-    });
     Some(PendingReport {
         kind,
+        job_id: job_id.cloned(),
+        attempt: run.attempt,
+        received_at_ms: run.received_at_ms,
+        started_at_ms: run.started_at_ms,
         duration_us: run.duration_us,
         finished_at_ms: now_ms,
-        written,
-        event,
+        error: error.cloned(),
+        retry_at_ms,
+        keys: run.keys.iter().map(|w| w.key.clone()).collect(),
+        celery: run.celery,
     })
 }
 

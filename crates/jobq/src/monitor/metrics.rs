@@ -67,10 +67,10 @@ impl MetricsDelta {
         let mut minutes: BTreeMap<(u64, EventKind), u64> = BTreeMap::new();
         let mut written = Vec::new();
         for report in reports {
-            if let Some((id, keys)) = &report.written {
+            if let Some(id) = report.job_id.as_ref().filter(|_| !report.keys.is_empty()) {
                 written.push((
                     id.to_string(),
-                    serde_json::to_string(keys).unwrap_or_default(),
+                    serde_json::to_string(&report.keys).unwrap_or_default(),
                 ));
             }
             *jobs
@@ -232,10 +232,17 @@ mod tests {
             task: task.to_owned(),
             queue: "default".to_owned(),
             kind,
+            job_id: None,
+            attempt: 0,
+            received_at_ms: 119_000,
+            started_at_ms: None,
             duration_us: us,
             finished_at_ms: 120_000,
-            written: None,
-            event: None,
+            error: None,
+            retry_at_ms: None,
+            keys: Vec::new(),
+            celery: false,
+            unreadable: false,
         }
     }
 

@@ -4,7 +4,8 @@
 //! result (no extra round trip):
 //!
 //! - one [`JobEvent`] per finished, failed, retried or dead-lettered job in the capped
-//!   list `{ns}:events`, newest first (the newest [`EVENTS_KEPT`]; off with
+//!   list `{ns}:events`, newest first (the newest [`EVENTS_KEPT`]; under load only the
+//!   newest [`SUCCESS_EVENTS_PER_CALL`] successes of each batch; off with
 //!   [`WorkerConfig::events`](crate::WorkerConfig::events));
 //! - per-task counters and duration histograms, and per-minute throughput (see
 //!   [`metrics`](self::TaskMetrics) for the keys);
@@ -33,6 +34,11 @@ use crate::message::{JobId, JobState, ResultRecord, now_ms};
 /// How many events `{ns}:events` keeps (it is trimmed after every acknowledgement
 /// batch).
 pub const EVENTS_KEPT: usize = 10_000;
+
+/// The most events of successful jobs one acknowledgement batch writes (its newest ones);
+/// failures, retries and dead letters are always written. Counters and histograms count
+/// every job either way.
+pub const SUCCESS_EVENTS_PER_CALL: usize = 32;
 
 /// Everything known about one job.
 #[derive(Debug, Clone, PartialEq)]

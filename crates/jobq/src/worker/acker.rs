@@ -1,10 +1,12 @@
 //! The acknowledger: collects finished jobs and acknowledges them in batches, one broker
 //! call (one atomic script per job) per batch, retrying through broker outages.
 //!
-//! The jobs' reports (counters, histograms, events: [`crate::monitor`]) ride along with a
-//! batch at most every [`REPORT_EVERY`], so a lone job's acknowledgement, which its waiting
-//! client's latency depends on, carries none of that work; when no batch comes, a call of
-//! their own records them.
+//! The jobs' reports (counters, histograms, events: [`crate::monitor`]) ride along with the
+//! batch that acknowledges them. A batch writes the events of its failures, retries and
+//! dead letters and of its newest [`SUCCESS_EVENTS_PER_CALL`] successes, encoded only then:
+//! under load the capped event list would drop the others within moments anyway. A lone job's acknowledgement, which its waiting client's
+//! latency depends on, carries none of that work: its report waits for the next batch of
+//! several jobs, or at most [`REPORT_EVERY`], after which a call of its own records it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use tracing::{error, warn};
 
 use super::backoff;
 use crate::broker::{Ack, Broker};
-use crate::monitor::JobReport;
+use crate::monitor::{EventKind, JobReport, SUCCESS_EVENTS_PER_CALL};
 
 /// Acknowledgements per broker call at most.
 const MAX_BATCH: usize = 512;
@@ -24,8 +26,6 @@ const MAX_BATCH: usize = 512;
 const SHUTDOWN_ATTEMPTS: u32 = 8;
 /// How often reports are recorded at most (also how long they may wait).
 pub(super) const REPORT_EVERY: Duration = Duration::from_millis(200);
-/// Reports recorded with a batch however recently the last were.
-const MAX_PENDING_REPORTS: usize = 4096;
 
 // Nearly every message is an `Ack`: boxing it would cost an allocation per job to shrink
 // the rare `Flush` and `Stop`.
@@ -47,15 +47,21 @@ pub(super) struct Acker {
     pub(super) worker_id: String,
     /// The worker's slots for fetched jobs, released as their acks are applied.
     pub(super) fetched: Arc<Semaphore>,
+    /// Whether job events are written.
+    pub(super) events: bool,
 }
 
 impl Acker {
     pub(super) async fn run(self, mut rx: mpsc::UnboundedReceiver<AckMessage>) {
         let mut shutting_down = false;
         let mut reports: Vec<JobReport> = Vec::new();
+        let mut events: Vec<String> = Vec::new();
         let mut last_recorded = Instant::now();
         loop {
-            let first = if reports.is_empty() {
+            // A message already waiting needs no timer (the common case under load).
+            let first = if let Ok(message) = rx.try_recv() {
+                Some(message)
+            } else if reports.is_empty() {
                 rx.recv().await
             } else {
                 let due = last_recorded + REPORT_EVERY;
@@ -63,15 +69,16 @@ impl Acker {
                     Ok(message) => message,
                     Err(_) => {
                         // No batch came along: the reports go on their own.
-                        self.apply(&[], &reports, shutting_down).await;
+                        self.apply(&[], &reports, &events, shutting_down).await;
                         reports.clear();
+                        events.clear();
                         last_recorded = Instant::now();
                         continue;
                     }
                 }
             };
             let Some(first) = first else {
-                self.apply(&[], &reports, true).await;
+                self.apply(&[], &reports, &events, true).await;
                 return;
             };
             let mut batch = Vec::new();
@@ -79,10 +86,16 @@ impl Acker {
             let mut done = Vec::new();
             let mut stop = false;
             let mut next = Some(first);
+            let first_report = reports.len();
+            // The batch position of the ack each of this batch's reports came with.
+            let mut report_acks = Vec::new();
             while let Some(message) = next.take() {
                 match message {
                     AckMessage::Ack(mut ack) => {
-                        reports.extend(ack.report.take().map(|report| *report));
+                        if let Some(report) = ack.report.take() {
+                            report_acks.push(batch.len());
+                            reports.push(*report);
+                        }
                         batch.push(ack);
                         released += 1;
                     }
@@ -97,16 +110,21 @@ impl Acker {
                     next = rx.try_recv().ok();
                 }
             }
-            let record = shutting_down
-                || stop
-                || reports.len() >= MAX_PENDING_REPORTS
-                || last_recorded.elapsed() >= REPORT_EVERY;
+            if self.events {
+                let pairs = reports[first_report..]
+                    .iter()
+                    .zip(report_acks.iter().map(|&i| &batch[i]));
+                self.encode_events(pairs, &mut events);
+            }
+            let record =
+                shutting_down || stop || batch.len() > 1 || last_recorded.elapsed() >= REPORT_EVERY;
             if record {
-                self.apply(&batch, &reports, shutting_down).await;
+                self.apply(&batch, &reports, &events, shutting_down).await;
                 reports.clear();
+                events.clear();
                 last_recorded = Instant::now();
             } else {
-                self.apply(&batch, &[], shutting_down).await;
+                self.apply(&batch, &[], &[], shutting_down).await;
             }
             self.fetched.add_permits(released);
             for tx in done {
@@ -118,7 +136,35 @@ impl Acker {
         }
     }
 
-    async fn apply(&self, batch: &[Ack], reports: &[JobReport], shutting_down: bool) {
+    /// Appends to `events` the events of one batch's reports (each with its ack, in order)
+    /// that are written: every one but successes older than the newest
+    /// [`SUCCESS_EVENTS_PER_CALL`].
+    fn encode_events<'a>(
+        &self,
+        pairs: impl Iterator<Item = (&'a JobReport, &'a Ack)> + Clone,
+        events: &mut Vec<String>,
+    ) {
+        let successes = pairs
+            .clone()
+            .filter(|(r, _)| r.kind == EventKind::Succeeded)
+            .count();
+        let mut skip = successes.saturating_sub(SUCCESS_EVENTS_PER_CALL);
+        for (report, ack) in pairs {
+            if report.kind == EventKind::Succeeded && skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            events.push(report.event(&self.worker_id, ack.tag.args_text().as_deref()));
+        }
+    }
+
+    async fn apply(
+        &self,
+        batch: &[Ack],
+        reports: &[JobReport],
+        events: &[String],
+        shutting_down: bool,
+    ) {
         if batch.is_empty() && reports.is_empty() {
             return;
         }
@@ -127,7 +173,7 @@ impl Acker {
             match self
                 .broker
                 .backend()
-                .ack(&self.worker_id, batch, reports)
+                .ack(&self.worker_id, batch, reports, events)
                 .await
             {
                 Ok(()) => return,

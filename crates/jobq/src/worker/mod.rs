@@ -220,8 +220,6 @@ struct Shared {
     draining: CancellationToken,
     /// Set when the grace period ran out: nothing more is written for running jobs.
     abandoned: CancellationToken,
-    /// Whether finished jobs are written to the event list.
-    events: bool,
     /// What this worker's heartbeat reports.
     counters: Counters,
 }
@@ -305,7 +303,6 @@ impl Worker {
             waiting_count: AtomicUsize::new(0),
             draining: CancellationToken::new(),
             abandoned: CancellationToken::new(),
-            events: config.events,
             counters: Counters::default(),
         });
         info!(
@@ -323,6 +320,7 @@ impl Worker {
                 broker: self.broker.clone(),
                 worker_id: self.id.clone(),
                 fetched: Arc::clone(&shared.fetched),
+                events: config.events,
             }
             .run(ack_rx),
         );
@@ -767,7 +765,6 @@ async fn run_job(shared: Arc<Shared>, fetched: Fetched, slot: OwnedSemaphorePerm
     let mut retries = 0;
     let mut time_limit = None;
     let mut task = None;
-    let mut args = None;
     let mut timing = None;
     let finished = match job {
         Err(malformed) => {
@@ -798,9 +795,6 @@ async fn run_job(shared: Arc<Shared>, fetched: Fetched, slot: OwnedSemaphorePerm
                     .or_else(|| shared.app.get(&job.task).and_then(|entry| entry.time_limit));
             }
             task = Some(job.task.clone());
-            if shared.events {
-                args = serde_json::to_string(&job.args).ok();
-            }
             let started_at_ms = now_ms();
             shared.outstanding.started(key, started_at_ms);
             let clock = Instant::now();
@@ -810,18 +804,14 @@ async fn run_job(shared: Arc<Shared>, fetched: Fetched, slot: OwnedSemaphorePerm
         }
     };
     let run = JobRun {
-        worker: &shared.worker_id,
-        task: task.as_deref(),
-        queue: &queue,
         attempt: retries,
         received_at_ms,
         started_at_ms: timing.map(|(started, _)| started),
         duration_us: timing.map(|(_, us)| us),
-        args: args.as_deref(),
         keys: &finished.writes,
         celery: celery.is_some(),
     };
-    let report = monitor::report(&run, &finished.ack, now_ms(), shared.events);
+    let report = monitor::report(&run, &finished.ack, now_ms());
     let mut finished = match celery {
         Some(layer) => Finished {
             ack: layer.reply(
