@@ -191,7 +191,7 @@ impl JobReport {
         let wire = Wire {
             kind: self.kind,
             job_id: self.job_id.as_ref().map(|id| Cow::Borrowed(id.as_str())),
-            task: (!self.unreadable).then(|| Cow::Borrowed(self.task.as_str())),
+            task: (!self.unreadable).then_some(Cow::Borrowed(self.task.as_str())),
             queue: Cow::Borrowed(&self.queue),
             worker: Cow::Borrowed(worker),
             attempt: self.attempt,
