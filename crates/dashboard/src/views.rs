@@ -128,7 +128,7 @@ pub(crate) async fn overview(shared: &Shared) -> Result<Overview, ReadError> {
 }
 
 fn worker_row(worker: &WorkerStatus) -> WorkerRow {
-    let now = jobq_now_ms();
+    let now = now_ms();
     let info = worker.info.as_ref();
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
     WorkerRow {
@@ -345,7 +345,7 @@ pub(crate) fn time(ms: u64) -> String {
     )
 }
 
-pub(crate) fn jobq_now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

@@ -171,6 +171,20 @@ fn every_route_shows_what_the_worker_ran() {
     );
     assert_eq!(counts["total_rows"], 282);
 
+    // `status` describes the worker from its heartbeat.
+    let status = deployment.status();
+    let info = &status["workers"][0]["info"];
+    assert_eq!(info["concurrency"], 2, "{status}");
+    assert_eq!(info["queues"][0], "default");
+    assert!(info["pid"].as_u64().is_some_and(|pid| pid > 0));
+    assert!(info["host"].as_str().is_some_and(|host| !host.is_empty()));
+    let text = deployment.run(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("concurrency 2") && text.contains(" pid "),
+        "{text}"
+    );
+
     let (dashboard, base) = deployment.start_dashboard(&[]);
     let stored = eventually("the scheduled job's key", || {
         let out = deployment.run(&["get-key", &key]);

@@ -1,9 +1,11 @@
 //! `posts-worker status`: a snapshot of the namespace: queues, jobs in flight, delayed and
-//! dead jobs, live workers, counters, and the schedules with their last and next run.
+//! dead jobs, the workers (host, pid, queues, concurrency, heartbeat age), counters, and the
+//! schedules with their last and next run.
 
 use std::process::ExitCode;
 
 use jobq::Client;
+use jobq::monitor::Monitor;
 use jobq::scheduler::ScheduleStatus;
 use serde_json::json;
 
@@ -21,15 +23,42 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
     let client = Client::new(broker.clone());
     let stats = client.stats().await?;
     let schedules = jobq::scheduler::list(&broker).await?;
+    let workers = Monitor::new(&broker)?.workers().await?;
     if args.json {
         println!(
             "{}",
-            json!({"namespace": global.namespace, "stats": stats, "schedules": schedules})
+            json!({
+                "namespace": global.namespace,
+                "stats": stats,
+                "workers": workers,
+                "schedules": schedules,
+            })
         );
         return Ok(ExitCode::SUCCESS);
     }
     println!("namespace      {}", global.namespace);
     println!("live workers   {}", stats.workers);
+    let now = now_ms();
+    for worker in &workers {
+        match &worker.info {
+            Some(info) => println!(
+                "  {} on {} pid {}: queues {}, concurrency {}, {} in flight, heartbeat {:.1} s ago",
+                worker.id,
+                info.host,
+                info.pid,
+                info.queues.join(","),
+                info.concurrency,
+                worker.in_flight,
+                now.saturating_sub(info.heartbeat_at_ms) as f64 / 1000.0,
+            ),
+            None => println!(
+                "  {}: no heartbeat ({} in flight, last seen {:.1} s ago)",
+                worker.id,
+                worker.in_flight,
+                now.saturating_sub(worker.last_seen_ms) as f64 / 1000.0,
+            ),
+        }
+    }
     for (queue, waiting) in &stats.queues {
         println!("queue {queue:<8} {waiting} waiting");
     }
@@ -57,4 +86,11 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Now, in ms since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
