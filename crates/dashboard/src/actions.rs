@@ -1,8 +1,6 @@
 //! The changing requests: requeueing and purging dead letters, from the page's forms
 //! (behind a confirmation page) and from the API.
 
-use std::collections::HashMap;
-
 use askama::Template;
 use axum::Form;
 use axum::extract::State;
@@ -161,33 +159,25 @@ fn finish(shared: &Shared, done: Result<Done, jobq::Error>) -> Response {
     }
 }
 
-/// `POST /api/dead/requeue` (`job_id` in a form or query body optional).
+/// `POST /api/dead/requeue` (form field `job_id`: only that job's letter; else all).
 pub(crate) async fn requeue_api(
     State(shared): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err((status, text)) =
-        guard::allow(&shared, &headers, form.get("token").map(String::as_str))
-    {
+    if let Err((status, text)) = guard::allow(&shared, &headers, form.token.as_deref()) {
         return api::error(status, text);
     }
-    let job_id = form
-        .get("job_id")
-        .filter(|id| !id.is_empty())
-        .map(|id| JobId::from(id.as_str()));
-    api_done(requeue(&shared, job_id.as_ref()).await)
+    api_done(requeue(&shared, form.job_id().as_ref()).await)
 }
 
 /// `POST /api/dead/purge`.
 pub(crate) async fn purge_api(
     State(shared): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err((status, text)) =
-        guard::allow(&shared, &headers, form.get("token").map(String::as_str))
-    {
+    if let Err((status, text)) = guard::allow(&shared, &headers, form.token.as_deref()) {
         return api::error(status, text);
     }
     api_done(purge(&shared).await)
