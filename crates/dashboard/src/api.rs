@@ -86,27 +86,26 @@ pub(crate) async fn dead(State(shared): State<AppState>) -> Response {
 
 /// `GET /api/schedules`: every schedule, with what its last job wrote.
 pub(crate) async fn schedules(State(shared): State<AppState>) -> Response {
-    let read = async {
-        let statuses = jobq::scheduler::list(shared.monitor.broker()).await?;
-        let client = shared.client();
-        let mut out = Vec::new();
-        for status in statuses {
-            let mut outputs = serde_json::Map::new();
-            if let Some(job) = &status.last_job_id {
-                for key in shared.monitor.keys_written(job).await? {
-                    let value = client.get_key(&key).await?;
-                    let value = value
-                        .map(|text| serde_json::from_str(&text).unwrap_or(json!(text)))
-                        .unwrap_or(serde_json::Value::Null);
-                    outputs.insert(key, value);
-                }
-            }
-            out.push(json!({"schedule": status, "outputs": outputs}));
+    match views::schedules_with_outputs(&shared).await {
+        Ok(schedules) => {
+            let schedules: Vec<_> = schedules
+                .into_iter()
+                .map(|(status, outputs)| {
+                    // A value that is JSON is served as JSON, anything else as a string.
+                    let outputs: serde_json::Map<_, _> = outputs
+                        .into_iter()
+                        .map(|(key, value)| {
+                            let value = value
+                                .map(|text| serde_json::from_str(&text).unwrap_or(json!(text)))
+                                .unwrap_or(serde_json::Value::Null);
+                            (key, value)
+                        })
+                        .collect();
+                    json!({"schedule": status, "outputs": outputs})
+                })
+                .collect();
+            Json(json!({ "schedules": schedules })).into_response()
         }
-        Ok::<_, ReadError>(json!({ "schedules": out }))
-    };
-    match read.await {
-        Ok(body) => Json(body).into_response(),
         Err(e) => unavailable(&e),
     }
 }

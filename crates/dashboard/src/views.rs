@@ -243,22 +243,39 @@ pub(crate) fn dead_row(letter: &DeadLetter) -> DeadRow {
     }
 }
 
-/// The schedules with what their last jobs wrote.
-pub(crate) async fn schedules(shared: &Shared) -> Result<Vec<ScheduleRow>, ReadError> {
+/// Every schedule with the keys its last job wrote and their values (`None`: gone).
+pub(crate) async fn schedules_with_outputs(
+    shared: &Shared,
+) -> Result<Vec<(ScheduleStatus, Vec<(String, Option<String>)>)>, ReadError> {
     let statuses = jobq::scheduler::list(shared.monitor.broker()).await?;
     let client = shared.client();
-    let mut rows = Vec::new();
+    let mut schedules = Vec::new();
     for status in statuses {
         let mut outputs = Vec::new();
         if let Some(job) = &status.last_job_id {
             for key in shared.monitor.keys_written(job).await? {
                 let value = client.get_key(&key).await?;
-                outputs.push(output_view(key, value));
+                outputs.push((key, value));
             }
         }
-        rows.push(schedule_row(status, outputs));
+        schedules.push((status, outputs));
     }
-    Ok(rows)
+    Ok(schedules)
+}
+
+/// The schedules with what their last jobs wrote, for display.
+pub(crate) async fn schedules(shared: &Shared) -> Result<Vec<ScheduleRow>, ReadError> {
+    Ok(schedules_with_outputs(shared)
+        .await?
+        .into_iter()
+        .map(|(status, outputs)| {
+            let outputs = outputs
+                .into_iter()
+                .map(|(key, value)| output_view(key, value))
+                .collect();
+            schedule_row(status, outputs)
+        })
+        .collect())
 }
 
 fn schedule_row(status: ScheduleStatus, outputs: Vec<OutputView>) -> ScheduleRow {
@@ -345,10 +362,9 @@ pub(crate) fn time(ms: u64) -> String {
     )
 }
 
+/// Now, in ms since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
 #[cfg(test)]

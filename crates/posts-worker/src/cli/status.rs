@@ -38,7 +38,7 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
     }
     println!("namespace      {}", global.namespace);
     println!("live workers   {}", stats.workers);
-    let now = now_ms();
+    let now = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
     for worker in &workers {
         match &worker.info {
             Some(info) => println!(
@@ -86,11 +86,4 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Now, in ms since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
