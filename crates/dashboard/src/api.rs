@@ -23,21 +23,15 @@ fn unavailable(e: &ReadError) -> Response {
 
 /// `GET /api/overview`: stats, workers, per-task metrics, the last hour's throughput.
 pub(crate) async fn overview(State(shared): State<AppState>) -> Response {
-    let read = async {
-        let stats = shared.client().stats().await?;
-        let workers = shared.monitor.workers().await?;
-        let tasks = shared.monitor.task_metrics().await?;
-        let throughput = shared.monitor.throughput(60).await?;
-        Ok::<_, ReadError>(json!({
+    match views::readings(&shared).await {
+        Ok(r) => Json(json!({
             "namespace": shared.namespace(),
-            "stats": stats,
-            "workers": workers,
-            "tasks": tasks,
-            "throughput": throughput,
+            "stats": r.stats,
+            "workers": r.workers,
+            "tasks": r.tasks,
+            "throughput": r.throughput,
         }))
-    };
-    match read.await {
-        Ok(body) => Json(body).into_response(),
+        .into_response(),
         Err(e) => unavailable(&e),
     }
 }
@@ -72,14 +66,10 @@ pub(crate) async fn job(State(shared): State<AppState>, Path(id): Path<String>) 
 
 /// `GET /api/dead`: the newest dead letters and their total.
 pub(crate) async fn dead(State(shared): State<AppState>) -> Response {
-    let client = shared.client();
-    let read = async {
-        let total = client.stats().await?.dead;
-        let letters = client.dead_letters(views::DEAD_SHOWN).await?;
-        Ok::<_, ReadError>(json!({"total": total, "dead_letters": letters}))
-    };
-    match read.await {
-        Ok(body) => Json(body).into_response(),
+    match views::dead_letters(&shared).await {
+        Ok((total, letters)) => {
+            Json(json!({"total": total, "dead_letters": letters})).into_response()
+        }
         Err(e) => unavailable(&e),
     }
 }

@@ -318,13 +318,7 @@ struct DeadPage<'a> {
 }
 
 pub(crate) async fn dead(State(shared): State<AppState>, Query(q): Query<PageQuery>) -> Response {
-    let client = shared.client();
-    let read = async {
-        let total = client.stats().await?.dead;
-        let letters = client.dead_letters(views::DEAD_SHOWN).await?;
-        Ok::<_, jobq::Error>((total, letters))
-    };
-    match read.await {
+    match views::dead_letters(&shared).await {
         Ok((total, letters)) => {
             let rows: Vec<DeadRow> = letters.iter().map(views::dead_row).collect();
             let content = DeadPage {
@@ -336,7 +330,7 @@ pub(crate) async fn dead(State(shared): State<AppState>, Query(q): Query<PageQue
             .render();
             page(&shared, "Dead letters", q.view(), StatusCode::OK, content)
         }
-        Err(e) => unreachable(&shared, "Dead letters", q.view(), &e.into()),
+        Err(e) => unreachable(&shared, "Dead letters", q.view(), &e),
     }
 }
 

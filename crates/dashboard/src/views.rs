@@ -104,13 +104,40 @@ pub(crate) struct OutputView {
     pub(crate) value: String,
 }
 
-pub(crate) async fn overview(shared: &Shared) -> Result<Overview, ReadError> {
+/// What the overview (page and API) is drawn from, as read from Redis.
+pub(crate) struct Readings {
+    pub(crate) stats: Stats,
+    pub(crate) workers: Vec<WorkerStatus>,
+    pub(crate) tasks: Vec<TaskMetrics>,
+    /// The last 60 minutes, oldest first.
+    pub(crate) throughput: Vec<jobq::monitor::MinuteCounts>,
+}
+
+pub(crate) async fn readings(shared: &Shared) -> Result<Readings, ReadError> {
     let monitor = &shared.monitor;
-    let stats = shared.client().stats().await?;
-    let workers = monitor.workers().await?;
-    let tasks = monitor.task_metrics().await?;
-    let throughput = monitor.throughput(60).await?;
-    let recent = monitor.recent_events(10).await?;
+    Ok(Readings {
+        stats: shared.client().stats().await?,
+        workers: monitor.workers().await?,
+        tasks: monitor.task_metrics().await?,
+        throughput: monitor.throughput(60).await?,
+    })
+}
+
+/// The dead-letter total and the newest [`DEAD_SHOWN`] letters.
+pub(crate) async fn dead_letters(shared: &Shared) -> Result<(u64, Vec<DeadLetter>), ReadError> {
+    let client = shared.client();
+    let total = client.stats().await?.dead;
+    Ok((total, client.dead_letters(DEAD_SHOWN).await?))
+}
+
+pub(crate) async fn overview(shared: &Shared) -> Result<Overview, ReadError> {
+    let Readings {
+        stats,
+        workers,
+        tasks,
+        throughput,
+    } = readings(shared).await?;
+    let recent = shared.monitor.recent_events(10).await?;
     let empty = stats.queues.is_empty()
         && workers.is_empty()
         && tasks.is_empty()
