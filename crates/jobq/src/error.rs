@@ -62,6 +62,22 @@ pub enum Error {
         /// How long jobq waited.
         waited: Duration,
     },
+    /// On a Cluster or Sentinel deployment, no replica confirmed a write in time (see
+    /// [`RedisBroker::wait_for_replica`](crate::RedisBroker::wait_for_replica)). The write
+    /// is on the master, but a failover before it reaches a replica would lose it.
+    #[error(
+        "no replica confirmed the write within {waited:?} while {context}; it is on the master \
+         only, so a failover now could lose it (is a replica attached and in sync?)"
+    )]
+    NotReplicated {
+        /// What jobq was doing.
+        context: &'static str,
+        /// How long jobq waited.
+        waited: Duration,
+    },
+    /// No Sentinel of a `redis+sentinel://` URL knows the master it names.
+    #[error("{0}")]
+    UnknownSentinelMaster(String),
     /// The Redis URL could not be used.
     #[error("invalid redis url: {0}")]
     InvalidUrl(String),
@@ -128,7 +144,13 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn redis(context: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
-        move |source| Error::Redis { context, source }
+        move |source| {
+            if source.kind() == redis::ErrorKind::MasterNameNotFoundBySentinel {
+                Error::UnknownSentinelMaster(source.detail().unwrap_or_default().to_owned())
+            } else {
+                Error::Redis { context, source }
+            }
+        }
     }
 
     pub(crate) fn decode(what: &'static str) -> impl FnOnce(serde_json::Error) -> Error {

@@ -51,7 +51,7 @@
 //! that stores its result (or schedules its retry, or dead-letters it), so no job is
 //! acknowledged without its result stored. Each worker heartbeats; every worker runs a
 //! reaper that returns the in-flight jobs of a worker whose heartbeat expired (and that was
-//! last seen more than the visibility timeout ago, 30 s by default) to the head of their
+//! last seen more than the visibility timeout ago, 10 s by default) to the head of their
 //! queues. A job whose worker died mid-run (SIGKILL, crash, lost network) therefore runs
 //! again, and so can a job whose acknowledgement was interrupted: handlers should be
 //! idempotent. Result writes are: the result key and explicit-key outputs are plain `SET`s,
@@ -120,7 +120,7 @@ mod worker;
 
 pub use admin::{DeadLetter, Stats};
 pub use app::{App, FromArgs, TaskBuilder, TaskBuilderWithArgs};
-pub use broker::{Broker, RedisBroker};
+pub use broker::{Broker, Deployment, RedisBroker};
 pub use client::{AsyncResult, Client, DEFAULT_ARGUMENT_LIMIT, DEFAULT_QUEUE, SendOptions};
 pub use error::{Error, TaskFailure};
 pub use message::{JobId, JobMessage, JobState, ResultRecord};

@@ -573,6 +573,111 @@ async fn graceful_shutdown_puts_back_unfinished_jobs(broker: Broker) {
     again.stop().await;
 }
 
+/// A graceful shutdown gives the jobs it fetched but never started back to their queue at
+/// once, in queue order, while its running job still runs; another worker runs them.
+async fn shutdown_gives_back_unstarted_jobs_at_once(broker: Broker) {
+    let config = {
+        let mut config = fast_config();
+        config.concurrency = 1;
+        config.grace_period = WAIT;
+        config
+    };
+    let mut worker = RunningWorker::start(test_app(), broker.clone(), config.clone());
+    let client = Client::new(broker.clone());
+    let long: AsyncResult<String> = client.delay("sleep", [3000]).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while long.state().await.unwrap() != JobState::Started {
+        assert!(Instant::now() < deadline, "the long job never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let prefix = format!("{}-", broker.namespace());
+    let labels: Vec<String> = (0..5).map(|i| format!("{prefix}{i}")).collect();
+    let short: Vec<AsyncResult<()>> = client
+        .delay_many("note_order", labels.iter().map(|l| [l.clone()]))
+        .await
+        .unwrap();
+    // The worker prefetches them: its one handler slot is taken.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let stats = client.stats().await.unwrap();
+        if stats.in_flight == 6 && stats.queues.get("default") == Some(&0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never prefetched: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    worker.begin_stop();
+    let stopping = Instant::now();
+    loop {
+        let stats = client.stats().await.unwrap();
+        if stats.queues.get("default") == Some(&5) && stats.in_flight == 1 {
+            break;
+        }
+        assert!(
+            long.try_get().await.unwrap().is_none() && stopping.elapsed() < WAIT,
+            "the unstarted jobs were not given back while the long job ran: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let given_back = stopping.elapsed();
+    assert_eq!(
+        long.try_get().await.unwrap(),
+        None,
+        "given back after {given_back:?}"
+    );
+    assert!(worker.is_running(), "given back after {given_back:?}");
+    assert!(
+        given_back < Duration::from_secs(1),
+        "given back only after {given_back:?}"
+    );
+    worker.stop().await;
+    assert_eq!(
+        long.try_get().await.unwrap().as_deref(),
+        Some(long.id().as_str()),
+        "the running job finished within the grace period"
+    );
+    assert!(
+        common::started_with(&prefix).is_empty(),
+        "a job given back ran"
+    );
+
+    let again = RunningWorker::start(test_app(), broker, config);
+    for res in &short {
+        res.get(WAIT).await.unwrap();
+    }
+    assert_eq!(common::started_with(&prefix), labels, "not in queue order");
+    again.stop().await;
+}
+
+/// A job sent just after a worker stopped waits in its queue for the next worker: the
+/// stopped worker's last (blocking) fetch took nothing into a worker that is gone.
+async fn a_job_sent_just_after_a_worker_stopped_is_not_stranded(broker: Broker) {
+    let config = fast_config();
+    let worker = RunningWorker::start(test_app(), broker.clone(), config.clone());
+    let client = Client::new(broker.clone());
+    let first: i64 = client
+        .delay("add", [1, 1])
+        .await
+        .unwrap()
+        .get(WAIT)
+        .await
+        .unwrap();
+    assert_eq!(first, 2);
+    // Idle now: its fetcher waits for the next job.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    worker.stop().await;
+    let res: AsyncResult<i64> = client.delay("add", [2, 3]).await.unwrap();
+    // Longer than any fetch of the stopped worker could still wait.
+    tokio::time::sleep(config.block_timeout * 2).await;
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.queues.get("default"), Some(&1), "{stats:?}");
+    assert_eq!(stats.in_flight, 0, "{stats:?}");
+    let again = RunningWorker::start(test_app(), broker, config);
+    assert_eq!(res.get(WAIT).await.unwrap(), 5);
+    again.stop().await;
+}
+
 async fn stats_count_queues_workers_and_outcomes(broker: Broker) {
     let client = Client::new(broker.clone());
     let other = SendOptions::new().queue("reports".to_owned());
@@ -817,7 +922,7 @@ async fn oversized_arguments_are_refused_with_the_sizes(broker: Broker) {
     worker.stop().await;
 }
 
-macro_rules! on_both_brokers {
+macro_rules! on_every_broker {
     ($($scenario:ident),* $(,)?) => {
         mod redis {
             $(
@@ -835,10 +940,26 @@ macro_rules! on_both_brokers {
                 }
             )*
         }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::common::cluster_broker(stringify!($scenario)).await).await;
+                }
+            )*
+        }
+        mod sentinel {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::common::sentinel_broker(stringify!($scenario)).await).await;
+                }
+            )*
+        }
     };
 }
 
-on_both_brokers!(
+on_every_broker!(
     delay_and_get,
     many_jobs_all_finish,
     jobs_start_in_queue_order,
@@ -858,6 +979,8 @@ on_both_brokers!(
     jobs_of_a_dead_worker_are_recovered,
     graceful_shutdown_finishes_running_jobs,
     graceful_shutdown_puts_back_unfinished_jobs,
+    shutdown_gives_back_unstarted_jobs_at_once,
+    a_job_sent_just_after_a_worker_stopped_is_not_stranded,
     stats_count_queues_workers_and_outcomes,
     bad_sends_get_typed_errors,
     a_result_over_the_inline_limit_arrives_whole,

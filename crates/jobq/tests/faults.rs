@@ -1,5 +1,6 @@
-//! Fault tests on real processes: a worker process killed with SIGKILL mid-job, Redis
-//! killed and restarted mid-stream (with a worker and a scheduler running), clients
+//! Fault tests on real processes: a worker process killed with SIGKILL mid-job (and how soon
+//! a survivor recovers its job at the default settings), Redis killed and restarted
+//! mid-stream (with a worker and a scheduler running, and with clients submitting), clients
 //! while Redis is down, and SIGTERM/SIGINT handling of a worker process.
 //!
 //! Worker processes are this test binary re-executed with [`CHILD_URL`] set: the ignored
@@ -9,11 +10,13 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use jobq::monitor::Monitor;
 use jobq::scheduler::{FiredTick, ScheduleSpec, Scheduler};
-use jobq::{AsyncResult, Client, Error, JobState, Worker};
+use jobq::{AsyncResult, Client, Error, JobState, Worker, WorkerConfig};
 use redis_harness::{OwnedRedis, TestRedis};
 use serde_json::json;
 
@@ -22,6 +25,9 @@ use common::{RunningWorker, fast_config, redis_broker, redis_broker_at, runs_of,
 const CHILD_URL: &str = "JOBQ_TEST_CHILD_URL";
 const CHILD_NAMESPACE: &str = "JOBQ_TEST_CHILD_NAMESPACE";
 const CHILD_GRACE_MS: &str = "JOBQ_TEST_CHILD_GRACE_MS";
+/// Set (to anything) for a worker process at `WorkerConfig::default()` instead of the
+/// suite's short timeouts.
+const CHILD_DEFAULTS: &str = "JOBQ_TEST_CHILD_DEFAULTS";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// The worker-process entry point used by the tests below.
@@ -38,7 +44,11 @@ fn child_worker_process() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
         let broker = redis_broker_at(&url, &namespace).await;
-        let mut config = fast_config();
+        let mut config = if std::env::var_os(CHILD_DEFAULTS).is_some() {
+            WorkerConfig::default()
+        } else {
+            fast_config()
+        };
         config.grace_period = Duration::from_millis(grace_ms);
         // jobq never ends its host process; like the posts-worker binary, this worker
         // process exits at once (130) on a second signal.
@@ -57,9 +67,22 @@ fn child_worker_process() {
     std::process::exit(0);
 }
 
-fn spawn_worker_process(url: &str, namespace: &str, grace: Duration) -> Child {
+/// The settings a worker process runs with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Settings {
+    /// The suite's short timeouts ([`fast_config`]).
+    Fast,
+    /// `WorkerConfig::default()`, as in production.
+    Default,
+}
+
+fn spawn_worker_process(url: &str, namespace: &str, grace: Duration, settings: Settings) -> Child {
     let exe = std::env::current_exe().expect("test binary path");
-    Command::new(exe)
+    let mut command = Command::new(exe);
+    if settings == Settings::Default {
+        command.env(CHILD_DEFAULTS, "1");
+    }
+    command
         .args([
             "--ignored",
             "--exact",
@@ -116,7 +139,12 @@ async fn sigkill_of_a_worker_process_mid_job_loses_no_job() {
         .delay_many("sleep", (0..N).map(|_| [100]))
         .await
         .expect("enqueue");
-    let mut child = spawn_worker_process(&url, broker.namespace(), Duration::from_secs(5));
+    let mut child = spawn_worker_process(
+        &url,
+        broker.namespace(),
+        Duration::from_secs(5),
+        Settings::Fast,
+    );
     let deadline = Instant::now() + WAIT;
     loop {
         let stats = client.stats().await.expect("stats");
@@ -161,6 +189,85 @@ async fn sigkill_of_a_worker_process_mid_job_loses_no_job() {
     );
     assert_eq!(stats.failed, 0, "{stats:?}");
     rescuer.stop().await;
+}
+
+/// A worker process at the default settings is SIGKILLed mid-job while another worker
+/// (also at the defaults) runs: the survivor's reaper puts the job back and the survivor
+/// runs it within 20 s of the kill. At the defaults it waits for the dead worker's
+/// heartbeat to expire and its visibility timeout (10 s) to pass, plus at most one reaper
+/// interval (2 s): about 8 to 12 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_worker_s_job_runs_again_within_20_s_at_the_defaults() {
+    const BOUND: Duration = Duration::from_secs(20);
+    let broker = redis_broker("sigkill-defaults").await;
+    let url = TestRedis::shared().expect("redis").url().to_owned();
+    let client = Client::new(broker.clone());
+    let monitor = Monitor::new(&broker).expect("a Redis broker");
+    let mut child = spawn_worker_process(
+        &url,
+        broker.namespace(),
+        Duration::from_secs(30),
+        Settings::Default,
+    );
+    let res: AsyncResult<String> = client.delay("sleep", [5000]).await.expect("enqueue");
+    wait_until_started(&res).await;
+    // Started only now, so the running job is the worker process's.
+    let survivor = RunningWorker::start(test_app(), broker.clone(), WorkerConfig::default());
+    wait_until("both workers heartbeating", async || {
+        let workers = monitor.workers().await.expect("workers");
+        workers.len() == 2 && workers.iter().all(|w| w.alive)
+    })
+    .await;
+    let dead = monitor
+        .workers()
+        .await
+        .expect("workers")
+        .into_iter()
+        .find(|w| w.id != survivor.id)
+        .expect("the worker process");
+    assert_eq!(dead.in_flight, 1, "{dead:?}");
+    // Killed at a point of its heartbeat cycle (2 s) that varies from run to run.
+    tokio::time::sleep(Duration::from_millis(now_ms() % 2000)).await;
+    assert!(
+        res.try_get().await.expect("read").is_none(),
+        "the job ended before the kill"
+    );
+
+    child.kill().expect("SIGKILL the worker process");
+    let killed = Instant::now();
+    child.wait().expect("reap the worker process");
+    let mut back_in_queue = None;
+    let picked_up = loop {
+        let workers = monitor.workers().await.expect("workers");
+        if back_in_queue.is_none() && workers.iter().all(|w| w.id != dead.id) {
+            back_in_queue = Some(killed.elapsed());
+        }
+        let survivor_runs_it = workers
+            .iter()
+            .any(|w| w.id == survivor.id && w.in_flight > 0);
+        if survivor_runs_it || res.try_get().await.expect("read").is_some() {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < BOUND,
+            "the job was not picked up again within {BOUND:?} of the kill \
+             (back in the queue after {back_in_queue:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let back_in_queue = back_in_queue.unwrap_or(picked_up);
+    eprintln!(
+        "SIGKILL at the defaults: the job was back in its queue {:.1} s and picked up by the \
+         survivor {:.1} s after the kill",
+        back_in_queue.as_secs_f64(),
+        picked_up.as_secs_f64()
+    );
+    assert!(picked_up < BOUND, "{picked_up:?}");
+    assert_eq!(
+        res.get(WAIT).await.expect("the job finishes"),
+        res.id().as_str()
+    );
+    survivor.stop().await;
 }
 
 async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -298,6 +405,159 @@ async fn redis_killed_and_restarted_mid_stream_loses_no_job_and_sends_no_tick_tw
     );
 }
 
+/// One submission of [`redis_killed_mid_submission_loses_no_accepted_job`].
+struct Submission {
+    /// The job's first argument; its result must be `n + 7`.
+    n: i64,
+    sent: Instant,
+    answered: Instant,
+    /// `Some` when the submit returned Ok (Redis accepted the job).
+    accepted: Option<AsyncResult<i64>>,
+}
+
+/// Redis with AOF (`appendfsync always`) is SIGKILLed while four clients keep submitting
+/// jobs and a worker runs them, then restarted: every submission that returned Ok, before,
+/// across or after the crash, ends with its own correct result. Submissions refused while
+/// Redis was down are counted apart; they were never promised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_mid_submission_loses_no_accepted_job() {
+    const SUBMITTERS: i64 = 4;
+    const ACCEPTED_EACH_SIDE: usize = 300;
+    let mut redis = OwnedRedis::start_durable().expect("start a private durable redis");
+    let broker = redis_broker_at(redis.url(), "submit-crash").await;
+    let worker = RunningWorker::start(test_app(), broker.clone(), fast_config());
+    let client = Client::new(broker.clone());
+    let log: Arc<Mutex<Vec<Submission>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let submitters: Vec<_> = (0..SUBMITTERS)
+        .map(|first| {
+            let (client, log, stop) = (client.clone(), Arc::clone(&log), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut n = first;
+                while !stop.load(Ordering::Relaxed) {
+                    let sent = Instant::now();
+                    let outcome = tokio::time::timeout(WAIT, client.delay::<i64>("add", [n, 7]))
+                        .await
+                        .expect("a submit hung while redis was down or restarting");
+                    let refused = outcome.is_err();
+                    log.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(Submission {
+                            n,
+                            sent,
+                            answered: Instant::now(),
+                            accepted: outcome.ok(),
+                        });
+                    n += SUBMITTERS;
+                    if refused {
+                        // Redis is down: no need to spin.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let accepted_count = || {
+        log.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|s| s.accepted.is_some())
+            .count()
+    };
+
+    wait_until("jobs accepted before the crash", async || {
+        accepted_count() >= ACCEPTED_EACH_SIDE
+    })
+    .await;
+    let killed = Instant::now();
+    redis.kill().expect("kill redis");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    redis.restart().expect("restart redis");
+    let accepted_before_restart = accepted_count();
+    wait_until("jobs accepted after the restart", async || {
+        accepted_count() >= accepted_before_restart + ACCEPTED_EACH_SIDE
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for submitter in submitters {
+        submitter.await.expect("submitter task");
+    }
+    let log = std::mem::take(&mut *log.lock().unwrap_or_else(|p| p.into_inner()));
+
+    let count = |pick: &dyn Fn(&Submission) -> bool| log.iter().filter(|s| pick(s)).count();
+    let across = |s: &Submission| s.sent < killed && s.answered > killed;
+    let accepted_before = count(&|s| s.accepted.is_some() && s.answered <= killed);
+    let across_accepted = count(&|s| across(s) && s.accepted.is_some());
+    let across_refused = count(&|s| across(s) && s.accepted.is_none());
+    let refused = count(&|s| s.accepted.is_none());
+    let accepted_after = count(&|s| s.accepted.is_some() && s.sent >= killed);
+    let accepted: Vec<&Submission> = log.iter().filter(|s| s.accepted.is_some()).collect();
+    assert!(
+        across_accepted + across_refused > 0,
+        "no submission was in flight across the kill"
+    );
+
+    // Every accepted job ends with its own result, from the worker that ran through the
+    // crash, or, for a job a fetch moved just before the crash whose reply the crash
+    // swallowed (it waits in that worker's in-flight list), once that worker stops.
+    let unfinished = results_within(&accepted, WAIT).await;
+    assert!(worker.is_running(), "the worker died with redis");
+    worker.stop().await;
+    let lost = if unfinished.is_empty() {
+        Vec::new()
+    } else {
+        let rescuer = RunningWorker::start(test_app(), broker.clone(), fast_config());
+        let lost = results_within(&unfinished, WAIT).await;
+        rescuer.stop().await;
+        lost
+    };
+    let stranded = unfinished.len() - lost.len();
+    let lost: Vec<i64> = lost.iter().map(|s| s.n).collect();
+    eprintln!(
+        "redis SIGKILLed mid-submission (AOF always): {} submitted, {} accepted ({accepted_before} \
+         before the kill, {across_accepted} across it, {accepted_after} after it), \
+         {refused} refused ({across_refused} of them across the kill); {} lost; {stranded} \
+         finished only after the worker restarted",
+        log.len(),
+        accepted.len(),
+        lost.len(),
+    );
+    assert!(
+        lost.is_empty(),
+        "{} accepted jobs lost; the first arguments of some: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(20)]
+    );
+    let stats = client.stats().await.expect("stats");
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    assert_eq!(stats.in_flight, 0, "{stats:?}");
+}
+
+/// Waits, `within` in all, for the results of `submissions`; each that arrives must be its
+/// job's correct sum. Returns the ones still without a result.
+async fn results_within<'a>(
+    submissions: &[&'a Submission],
+    within: Duration,
+) -> Vec<&'a Submission> {
+    let deadline = Instant::now() + within;
+    let mut unfinished = Vec::new();
+    for submission in submissions {
+        let res = submission
+            .accepted
+            .as_ref()
+            .expect("an accepted submission");
+        match res
+            .get(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            Ok(sum) => assert_eq!(sum, submission.n + 7, "job {}", res.id()),
+            Err(Error::Timeout) => unfinished.push(*submission),
+            Err(e) => panic!("job {}: {e:?}", res.id()),
+        }
+    }
+    unfinished
+}
+
 /// While Redis is down, sending and reading fail with a typed Redis error, promptly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_get_a_prompt_typed_error_while_redis_is_down() {
@@ -381,7 +641,12 @@ async fn sigterm_lets_the_running_job_finish() {
     let url = TestRedis::shared().expect("redis").url().to_owned();
     let client = Client::new(broker.clone());
     let res: AsyncResult<String> = client.delay("sleep", [800]).await.expect("enqueue");
-    let mut child = spawn_worker_process(&url, broker.namespace(), Duration::from_secs(10));
+    let mut child = spawn_worker_process(
+        &url,
+        broker.namespace(),
+        Duration::from_secs(10),
+        Settings::Fast,
+    );
     wait_until_started(&res).await;
     signal(&child, libc::SIGTERM);
     let status = wait_for_exit(&mut child, WAIT).await;
@@ -400,7 +665,12 @@ async fn sigterm_puts_back_what_outlives_the_grace_period() {
     let url = TestRedis::shared().expect("redis").url().to_owned();
     let client = Client::new(broker.clone());
     let res: AsyncResult<String> = client.delay("sleep", [5000]).await.expect("enqueue");
-    let mut child = spawn_worker_process(&url, broker.namespace(), Duration::from_millis(200));
+    let mut child = spawn_worker_process(
+        &url,
+        broker.namespace(),
+        Duration::from_millis(200),
+        Settings::Fast,
+    );
     wait_until_started(&res).await;
     signal(&child, libc::SIGINT);
     let status = wait_for_exit(&mut child, Duration::from_secs(4)).await;
@@ -417,7 +687,12 @@ async fn a_second_signal_exits_at_once_and_the_reaper_recovers_the_job() {
     let url = TestRedis::shared().expect("redis").url().to_owned();
     let client = Client::new(broker.clone());
     let res: AsyncResult<String> = client.delay("sleep", [3000]).await.expect("enqueue");
-    let mut child = spawn_worker_process(&url, broker.namespace(), Duration::from_secs(30));
+    let mut child = spawn_worker_process(
+        &url,
+        broker.namespace(),
+        Duration::from_secs(30),
+        Settings::Fast,
+    );
     wait_until_started(&res).await;
     signal(&child, libc::SIGTERM);
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -15,13 +15,23 @@
 //! [`OwnedRedis::start_durable`] makes one that keeps its data across a SIGKILL, and
 //! [`OwnedRedis::start_secured`] one that requires a password and also speaks TLS.
 //!
+//! For tests of cluster and Sentinel support and their failovers, [`RedisCluster`] starts a
+//! local Redis Cluster of three masters with one replica each, and [`RedisSentinel`] a
+//! master with one replica monitored by three sentinels. Both hand out the
+//! `redis+cluster://` or `redis+sentinel://` URL clients take, find the current master,
+//! SIGKILL and restart single nodes, and wait (with a deadline) for a replica to take over.
+//!
 //! Every server the harness starts dies with the process that started it: on Linux the
 //! child gets `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), and the shared server or
 //! container is also stopped by an exit hook, so aborted test runs leave nothing behind.
 
+mod admin;
+mod cluster;
 mod docker;
 mod error;
 mod ping;
+mod ports;
+mod sentinel;
 mod server;
 mod spawn;
 mod tls;
@@ -33,7 +43,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use testcontainers::{Container, GenericImage};
 
+pub use cluster::{ClusterNode, ClusterRole, RedisCluster};
 pub use error::HarnessError;
+pub use sentinel::RedisSentinel;
 use server::{LocalServer, ServerOptions};
 
 /// The variable that points the tests at an existing Redis.
@@ -237,7 +249,7 @@ impl OwnedRedis {
             ServerOptions {
                 password: Some(password.to_owned()),
                 tls_names: Some(names.iter().map(|n| n.to_string()).collect()),
-                durable: false,
+                ..ServerOptions::default()
             },
         )?))
     }

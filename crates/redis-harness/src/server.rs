@@ -1,9 +1,11 @@
 //! A throwaway local `redis-server` on a free loopback port: its own temporary directory,
 //! no persistence unless asked to be durable, killed on drop and when the test process ends.
+//! The nodes of the cluster and Sentinel set-ups, sentinels included, are such servers
+//! started from a config file in their directory.
 
 use std::fs;
-use std::io::{self, ErrorKind};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +14,7 @@ use tempfile::TempDir;
 
 use crate::error::HarnessError;
 use crate::ping::answers_ping;
+use crate::ports::{PortChoice, free_port};
 use crate::spawn::spawn_tied_to_process;
 use crate::tls::{TlsFiles, write_throwaway_certificates};
 
@@ -25,6 +28,12 @@ const PING_TIMEOUT: Duration = Duration::from_millis(250);
 /// Another process may take the probed port before redis binds it.
 const PORT_ATTEMPTS: usize = 5;
 
+/// Config lines for servers that replicate: a full sync starts at once instead of waiting
+/// 5 s for more replicas to join it, and a replica deletes the RDB it received once loaded,
+/// so a restarted node never comes back with the data of an earlier sync.
+pub(crate) const REPLICATION_CONFIG: [&str; 2] =
+    ["repl-diskless-sync-delay 0", "rdb-del-sync-files yes"];
+
 /// How a server differs from the defaults (no password, plain TCP only, nothing kept).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ServerOptions {
@@ -36,6 +45,14 @@ pub(crate) struct ServerOptions {
     /// Append every write to an AOF file, fsynced before the reply, so a SIGKILL loses
     /// nothing acknowledged and a restart brings the data back.
     pub(crate) durable: bool,
+    /// How the client port is chosen (cluster nodes need their bus port free too).
+    pub(crate) ports: PortChoice,
+    /// When not empty, the lines of a config file written into the server's directory
+    /// before its first start and passed to every start, so that the server (or Sentinel)
+    /// can `CONFIG REWRITE` it and comes back from a restart with the role it last had.
+    pub(crate) config: Vec<String>,
+    /// Run as Redis Sentinel (`redis-server <config> --sentinel`); needs a `config`.
+    pub(crate) sentinel: bool,
 }
 
 /// A TLS listener: its port and the files it was configured with.
@@ -52,6 +69,8 @@ pub(crate) struct LocalServer {
     password: Option<String>,
     tls: Option<TlsListener>,
     durable: bool,
+    config_file: Option<PathBuf>,
+    sentinel: bool,
     dir: TempDir,
     child: Option<Child>,
 }
@@ -73,17 +92,31 @@ impl LocalServer {
             Some(names) => Some(write_throwaway_certificates(dir.path(), names)?),
             None => None,
         };
+        let config_file = if options.config.is_empty() {
+            None
+        } else {
+            let path = dir.path().join(if options.sentinel {
+                "sentinel.conf"
+            } else {
+                "redis.conf"
+            });
+            fs::write(&path, options.config.join("\n") + "\n")
+                .map_err(|e| HarnessError::io("writing the config file of redis-server", e))?;
+            Some(path)
+        };
         let mut server = LocalServer {
             port: 0,
             password: options.password,
             tls: None,
             durable: options.durable,
+            config_file,
+            sentinel: options.sentinel,
             dir,
             child: None,
         };
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            server.port = free_port()?;
+            server.port = options.ports.pick()?;
             if let Some(files) = &files {
                 server.tls = Some(TlsListener {
                     port: free_port()?,
@@ -129,6 +162,17 @@ impl LocalServer {
 
     pub(crate) fn tls(&self) -> Option<&TlsListener> {
         self.tls.as_ref()
+    }
+
+    /// True from a (re)start until [`kill`](Self::kill); a server that crashed on its own
+    /// still counts as running until then.
+    pub(crate) fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The last lines of the server's log, for error messages.
+    pub(crate) fn log_tail(&self) -> String {
+        log_tail(&log_path(self.dir.path(), self.port))
     }
 
     /// SIGKILLs the server and reaps it; a no-op when it is not running.
@@ -191,6 +235,14 @@ impl LocalServer {
         let binary = binary();
         let log_file = log_path(dir, port);
         let mut command = Command::new(&binary);
+        // The config file comes first: redis-server only takes it as the first argument,
+        // and the options after it override what it says.
+        if let Some(config_file) = &self.config_file {
+            command.arg(config_file);
+        }
+        if self.sentinel {
+            command.arg("--sentinel");
+        }
         command
             .arg("--port")
             .arg(port.to_string())
@@ -291,12 +343,4 @@ fn log_tail(path: &Path) -> String {
         }
         Err(e) => format!("(no log at {}: {e})", path.display()),
     }
-}
-
-/// A loopback port nobody listens on right now (the kernel picks it).
-pub(crate) fn free_port() -> Result<u16, HarnessError> {
-    let probe = |e: io::Error| HarnessError::io("finding a free port on 127.0.0.1", e);
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(probe)?;
-    let port = listener.local_addr().map_err(probe)?.port();
-    Ok(port)
 }

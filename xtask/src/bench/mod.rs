@@ -2,6 +2,7 @@
 
 mod celery;
 mod queue;
+mod scale;
 mod seed;
 mod tasks;
 
@@ -18,6 +19,8 @@ pub(crate) struct Args {
 enum Suite {
     /// jobq end-to-end throughput and round-trip latency.
     Queue(queue::Args),
+    /// jobq with several worker processes, on a standalone Redis and a Redis Cluster.
+    Scale(scale::Args),
     /// The posts tasks on a large synthetic database.
     Tasks(tasks::Args),
     /// Synthetic seeding: rows/s and peak RSS.
@@ -32,6 +35,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     match args.suite {
         Suite::Queue(args) => queue::run(args),
+        Suite::Scale(args) => scale::run(args),
         Suite::Tasks(args) => tasks::run(args),
         Suite::Seed(args) => seed::run(args),
         Suite::Celery(args) => celery::run(args),

@@ -308,7 +308,7 @@ fn measure_latency(
 /// Runs the client side as a task on `runtime`, as a service embedding jobq would, rather
 /// than from the blocked main thread: `block_on` from outside the runtime adds a thread
 /// hand-off to every reply (0.05 to 0.1 ms per round trip here) that no embedding has.
-fn run_as_task<T: Send + 'static>(
+pub(super) fn run_as_task<T: Send + 'static>(
     runtime: &Runtime,
     client_side: impl Future<Output = anyhow::Result<T>> + Send + 'static,
 ) -> anyhow::Result<T> {
@@ -317,7 +317,7 @@ fn run_as_task<T: Send + 'static>(
         .context("the client task panicked")?
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }

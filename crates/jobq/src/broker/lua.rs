@@ -104,7 +104,8 @@ end
 return out
 "#;
 
-/// ARGV: prefix, state ttl ms, the STARTED state's name, job ids. Records STARTED unless
+/// KEYS[1]: a key of the namespace, unused but for routing the call to the namespace's
+/// Cluster slot. ARGV: prefix, state ttl ms, the STARTED state's name, job ids. Records STARTED unless
 /// the job already has a result: the worker sends this without waiting, so it may arrive
 /// after the ack.
 pub(super) const MARK_STARTED: &str = r#"
@@ -151,8 +152,10 @@ local proc = KEYS[1]
 local processed, failed, retried = 0, 0, 0
 for i = 7, events_from - 1, 7 do
   local op, payload, a, b, c, d, e = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  redis.call('LREM', proc, -1, payload)
-  if op == 'S' or op == 'F' then
+  if redis.call('LREM', proc, -1, payload) == 0 then
+    -- Applied before (a batch retried after its reply or its replication was lost), or
+    -- the job was taken back from this worker and is someone else's now: nothing to do.
+  elseif op == 'S' or op == 'F' then
     if a ~= '' then
       redis.call('SET', prefix .. 'result:' .. a, b, 'PX', c)
       if e == '1' then redis.call('DEL', prefix .. 'state:' .. a) end

@@ -11,11 +11,13 @@ use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::redis_connection::RedisConnection;
 use super::wire::{
     self, Delivery, decode_delivery, encode_dead_letter, encode_message, malformed_letter, queue_of,
 };
 use super::{
-    Ack, Backend, BrokerFuture, NewJob, Outcome, ResultLookup, Source, validate_namespace,
+    Ack, Backend, BrokerFuture, Deployment, NewJob, Outcome, ResultLookup, Source,
+    validate_namespace,
 };
 use crate::admin::{DeadLetter, Stats};
 use crate::error::Error;
@@ -88,12 +90,15 @@ impl State {
         self.delayed.insert((due_ms, self.delayed_seq), payload);
     }
 
-    fn remove_in_flight(&mut self, worker: &str, payload: &str) {
+    /// Removes `payload` from `worker`'s in-flight list; `false` when it was not there.
+    fn remove_in_flight(&mut self, worker: &str, payload: &str) -> bool {
         if let Some(list) = self.processing.get_mut(worker)
             && let Some(pos) = list.iter().rposition(|m| m == payload)
         {
             list.remove(pos);
+            return true;
         }
+        false
     }
 
     /// Puts `payload` on the queue it names (at the head, to be fetched next, or at the
@@ -201,8 +206,8 @@ impl MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
-    fn kind(&self) -> &'static str {
-        "memory"
+    fn deployment(&self) -> Deployment {
+        Deployment::Memory
     }
 
     fn namespace(&self) -> &str {
@@ -329,7 +334,11 @@ impl Backend for MemoryBackend {
             {
                 let mut state = self.state();
                 for ack in acks {
-                    state.remove_in_flight(worker, ack.tag.as_stored());
+                    // As in the Redis backend: an acknowledgement applied already, or of a
+                    // job taken back from this worker, changes nothing.
+                    if !state.remove_in_flight(worker, ack.tag.as_stored()) {
+                        continue;
+                    }
                     match &ack.outcome {
                         Outcome::Finished {
                             record,
@@ -554,7 +563,7 @@ impl Backend for MemoryBackend {
         .boxed()
     }
 
-    fn monitor_connection(&self) -> Option<(redis::aio::ConnectionManager, String)> {
+    fn monitor_connection(&self) -> Option<(RedisConnection, String)> {
         None
     }
 

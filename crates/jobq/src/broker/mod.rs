@@ -12,6 +12,8 @@
 mod lua;
 mod memory_broker;
 mod redis_broker;
+pub(crate) mod redis_connection;
+mod redis_url;
 pub(crate) mod wire;
 
 use std::fmt;
@@ -22,6 +24,7 @@ use futures::future::BoxFuture;
 
 use self::memory_broker::MemoryBackend;
 pub use self::redis_broker::RedisBroker;
+use self::redis_connection::RedisConnection;
 use self::wire::{Delivery, DeliveryTag};
 use crate::admin::{DeadLetter, Stats};
 use crate::celery::reply::CeleryReply;
@@ -44,7 +47,7 @@ pub struct Broker {
 impl fmt::Debug for Broker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
-            .field("kind", &self.backend.kind())
+            .field("deployment", &self.backend.deployment())
             .field("namespace", &self.backend.namespace())
             .finish()
     }
@@ -74,6 +77,11 @@ impl Broker {
         Broker {
             backend: Arc::new(backend),
         }
+    }
+
+    /// What the broker stores its data in.
+    pub fn deployment(&self) -> Deployment {
+        self.backend.deployment()
     }
 
     /// The namespace every key of this broker lives in.
@@ -134,6 +142,29 @@ impl Broker {
             }
         }
         Ok(requeued)
+    }
+}
+
+/// What a [`Broker`] stores its data in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Deployment {
+    /// This process's memory ([`Broker::memory`]).
+    Memory,
+    /// One Redis server (`redis://`, `rediss://`).
+    Redis,
+    /// A Redis Cluster (`redis+cluster://`): the namespace lives in one slot.
+    RedisCluster,
+    /// The master a set of Redis Sentinels names (`redis+sentinel://`), followed across
+    /// failovers.
+    RedisSentinel,
+}
+
+impl Deployment {
+    /// Whether every key lives on one server, so keys outside the namespace (Celery's)
+    /// are reachable together with it: all but a Cluster.
+    pub fn has_single_keyspace(self) -> bool {
+        self != Deployment::RedisCluster
     }
 }
 
@@ -240,8 +271,7 @@ pub(crate) struct ResultLookup {
 /// Storage for queues, in-flight jobs, delayed jobs, dead letters, results and schedules.
 /// Crate-private: outside code holds a [`Broker`].
 pub(crate) trait Backend: Send + Sync + 'static {
-    /// `"redis"` or `"memory"`, for `Debug`.
-    fn kind(&self) -> &'static str;
+    fn deployment(&self) -> Deployment;
 
     fn namespace(&self) -> &str;
 
@@ -359,7 +389,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// The connection and key prefix a [`Monitor`](crate::monitor::Monitor) reads through; `None` for a backend that
     /// records no events or metrics.
-    fn monitor_connection(&self) -> Option<(redis::aio::ConnectionManager, String)>;
+    fn monitor_connection(&self) -> Option<(RedisConnection, String)>;
 
     /// Pushes a stored value onto `queue` as it is (tests of malformed messages).
     #[cfg(feature = "test-support")]

@@ -1,25 +1,32 @@
-//! [`RedisBroker`]: the options builder of a [`Broker`] on a Redis server (standalone, or
-//! one cluster slot per namespace), and the Redis backend it connects.
+//! [`RedisBroker`]: the options builder of a [`Broker`] on Redis (one server, a Cluster,
+//! or a Sentinel-watched master; see [`super::redis_connection`]), and the Redis backend
+//! it connects.
 //!
 //! One connection strategy: ordinary commands (and the schedule store) share one
-//! multiplexed, self-reconnecting [`ConnectionManager`], so the hot path pays no checkout;
-//! blocking commands (`BLMOVE` for fetches and result waits) each take a dedicated
-//! connection from a deadpool pool, since a blocked command would stall every other
-//! command multiplexed on its connection.
+//! multiplexed, self-reconnecting connection, so the hot path pays no checkout; blocking
+//! commands (`BLMOVE` for fetches and result waits) each take a dedicated connection from
+//! a deadpool pool, since a blocked command would stall every other command multiplexed
+//! on its connection.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, Object, RecycleResult};
 use futures::FutureExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, RedisError, Script};
+use redis::{RedisError, Script};
 
 use super::lua::{self, ttl_ms};
+use super::redis_connection::{
+    Endpoint, RedisConnection, Timeouts, attached_replicas, wait_for_replica,
+};
 use super::wire::{self, Delivery, decode_delivery, decode_result, encode_message};
-use super::{Ack, Backend, Broker, BrokerFuture, NewJob, ResultLookup, Source, validate_namespace};
+use super::{
+    Ack, Backend, Broker, BrokerFuture, Deployment, NewJob, ResultLookup, Source,
+    validate_namespace,
+};
 use crate::admin::{DeadLetter, Stats};
 use crate::celery::{envelope, pidbox};
 use crate::error::Error;
@@ -60,6 +67,12 @@ const NOTIFY_MARKER: &str = "1";
 const CELERY_WAKE: Duration = Duration::from_millis(100);
 /// Dead workers handled per reap call.
 const REAP_WORKERS_PER_CALL: usize = 100;
+/// How long an enqueue or acknowledgement waits for a replica to confirm it on a Cluster
+/// or Sentinel deployment (default of [`RedisBroker::wait_for_replica`]).
+const REPLICA_WAIT: Duration = Duration::from_secs(1);
+/// How long writes go on without waiting once the master was found to have no replica,
+/// before it is asked again.
+const NO_REPLICA_RECHECK: Duration = Duration::from_secs(1);
 
 /// Options of a [`Broker`] on Redis; [`connect`](RedisBroker::connect) makes the broker.
 ///
@@ -76,7 +89,19 @@ const REAP_WORKERS_PER_CALL: usize = 100;
 /// ```
 ///
 /// `redis://` and `rediss://` (TLS) URLs are accepted, with the password in the URL
-/// (`redis://:secret@host:6379/0`). A `rediss://` server's certificate is checked against
+/// (`redis://:secret@host:6379/0`), and so are
+///
+/// - `redis+cluster://host:port,host:port,...` (`rediss+cluster://`): a Redis Cluster,
+///   through any of its nodes. The namespace is the keys' hash tag, so it lives in one
+///   slot; namespaces spread over the masters.
+/// - `redis+sentinel://host:port,host:port,.../<master-name>/<db>` (`rediss+sentinel://`):
+///   the master the Sentinels name, looked up again after a failover. Credentials in the
+///   URL are the master's.
+///
+/// On a Cluster or Sentinel deployment replication is asynchronous, so by default each
+/// enqueue and acknowledgement also waits until one replica has it (`WAIT 1`, see
+/// [`wait_for_replica`](RedisBroker::wait_for_replica)).
+/// A `rediss://` server's certificate is checked against
 /// the system's trust store; `SSL_CERT_FILE` (or `SSL_CERT_DIR`) points it at a private CA
 /// instead. The redis crate takes its TLS primitives from rustls's process-wide crypto
 /// provider: connecting to a `rediss://` URL installs rustls's *ring* provider only when
@@ -91,6 +116,7 @@ pub struct RedisBroker {
     pool_size: usize,
     connect_timeout: Duration,
     response_timeout: Duration,
+    replica_wait: Option<Duration>,
 }
 
 impl RedisBroker {
@@ -103,6 +129,7 @@ impl RedisBroker {
             pool_size: POOL_SIZE,
             connect_timeout: CONNECT_TIMEOUT,
             response_timeout: RESPONSE_TIMEOUT,
+            replica_wait: Some(REPLICA_WAIT),
         }
     }
 
@@ -132,6 +159,18 @@ impl RedisBroker {
         self
     }
 
+    /// On a Cluster or Sentinel deployment, how long each enqueue and acknowledgement
+    /// waits for one replica to confirm it (`WAIT 1 <timeout>`; default 1 s), so that a
+    /// failover cannot lose a job whose enqueue returned success, nor a stored result.
+    /// When no replica confirms in time, the call fails with [`Error::NotReplicated`] (the
+    /// write stays on the master; a worker retries its acknowledgement). `None` turns the
+    /// wait off: faster, but a failover may then lose the last writes the old master
+    /// acknowledged. A single server never waits.
+    pub fn wait_for_replica(mut self, timeout: Option<Duration>) -> Self {
+        self.replica_wait = timeout;
+        self
+    }
+
     /// The broker. Fails on an invalid URL, namespace or option, never because the server
     /// is down (connections open lazily and reconnect).
     pub async fn connect(self) -> Result<Broker, Error> {
@@ -144,23 +183,21 @@ impl RedisBroker {
 /// trip would double the latency of a blocked fetch or a result wait); a connection that
 /// turns out dead is dropped and the command retried (see [`RedisBackend::blocking`]).
 struct BlockingManager {
-    client: redis::Client,
-    config: AsyncConnectionConfig,
+    endpoint: Arc<Endpoint>,
+    connect_timeout: Duration,
 }
 
 impl managed::Manager for BlockingManager {
-    type Type = MultiplexedConnection;
+    type Type = RedisConnection;
     type Error = RedisError;
 
-    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
-        self.client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
+    async fn create(&self) -> Result<RedisConnection, RedisError> {
+        self.endpoint.dedicated(self.connect_timeout).await
     }
 
     async fn recycle(
         &self,
-        _conn: &mut MultiplexedConnection,
+        _conn: &mut RedisConnection,
         _metrics: &Metrics,
     ) -> RecycleResult<RedisError> {
         Ok(())
@@ -183,10 +220,14 @@ struct Scripts {
 
 /// The Redis backend behind a [`Broker`].
 struct RedisBackend {
-    /// For connections of their own: pub/sub subscriptions.
-    client: redis::Client,
+    endpoint: Arc<Endpoint>,
     blocking: BlockingPool,
-    fast: ConnectionManager,
+    fast: RedisConnection,
+    /// How long writes wait for a replica (`None`: they do not).
+    replica_wait: Option<Duration>,
+    /// Until when (ms since the epoch) writes skip the wait because the master has no
+    /// replica attached; 0 when it has one.
+    master_alone_until_ms: AtomicU64,
     namespace: String,
     prefix: String,
     scripts: Scripts,
@@ -196,6 +237,7 @@ struct RedisBackend {
 impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBackend")
+            .field("deployment", &self.endpoint.deployment())
             .field("namespace", &self.namespace)
             .finish()
     }
@@ -219,6 +261,7 @@ impl RedisBackend {
             pool_size,
             connect_timeout,
             response_timeout,
+            replica_wait,
         } = options;
         validate_namespace(&namespace)?;
         let invalid_option = |option: &'static str, reason: &str| Error::InvalidOption {
@@ -234,20 +277,23 @@ impl RedisBackend {
         if response_timeout.is_zero() {
             return Err(invalid_option("response_timeout", "must not be zero"));
         }
-        if url.starts_with("rediss:") {
+        if replica_wait.is_some_and(|t| t.is_zero()) {
+            return Err(invalid_option(
+                "wait_for_replica",
+                "must not be zero (use None to turn the wait off)",
+            ));
+        }
+        if url.starts_with("rediss") {
             use_ring_unless_a_tls_provider_is_chosen();
         }
-        let invalid = |e: RedisError| Error::InvalidUrl(format!("{url:?}: {e}"));
-        let client = redis::Client::open(url.as_str()).map_err(invalid)?;
-        let blocking_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            // Blocking commands wait as long as their own timeout says; a dead server closes
-            // the socket, and `blocking` bounds every such call itself.
-            .set_response_timeout(None);
-        let client_for_subscriptions = client.clone();
+        let timeouts = Timeouts {
+            connect: connect_timeout,
+            response: response_timeout,
+        };
+        let endpoint = Arc::new(Endpoint::new(&url, timeouts)?);
         let blocking = BlockingPool::builder(BlockingManager {
-            client: client.clone(),
-            config: blocking_config,
+            endpoint: Arc::clone(&endpoint),
+            connect_timeout,
         })
         .max_size(pool_size)
         .runtime(deadpool::Runtime::Tokio1)
@@ -255,20 +301,18 @@ impl RedisBackend {
         .wait_timeout(Some(POOL_WAIT))
         .build()
         .map_err(|e| Error::InvalidUrl(format!("{url:?}: cannot build a pool: {e}")))?;
-        let fast_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
-            .set_response_timeout(Some(response_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
         // Lazy: connecting succeeds while the server is down; commands then fail (and
         // reconnect) until it answers.
-        let fast = ConnectionManager::new_lazy_with_config(client, fast_config).map_err(invalid)?;
+        let fast = endpoint.shared(timeouts)?;
+        let replica_wait = replica_wait.filter(|_| endpoint.fails_over());
         let prefix = format!("{{{namespace}}}:");
         let schedules = Arc::new(RedisScheduleStore::new(fast.clone(), &prefix));
         Ok(Self {
-            client: client_for_subscriptions,
+            endpoint,
             blocking,
             fast,
+            replica_wait,
+            master_alone_until_ms: AtomicU64::new(0),
             namespace,
             prefix,
             scripts: Scripts {
@@ -291,8 +335,70 @@ impl RedisBackend {
         format!("{}{suffix}", self.prefix)
     }
 
-    fn fast(&self) -> ConnectionManager {
+    fn fast(&self) -> RedisConnection {
         self.fast.clone()
+    }
+
+    /// On a deployment that fails over, waits until a replica has what `conn` wrote so far
+    /// (see [`RedisBroker::wait_for_replica`]).
+    ///
+    /// A master with no replica attached (the one just promoted, before the old master
+    /// rejoins) has nothing to wait for, and nothing could take over from it: its writes
+    /// are accepted as they are, and it is asked again every [`NO_REPLICA_RECHECK`] rather
+    /// than paying the wait's timeout on every write.
+    async fn replicated(
+        &self,
+        conn: &mut RedisConnection,
+        context: &'static str,
+    ) -> Result<(), Error> {
+        let Some(timeout) = self.replica_wait else {
+            return Ok(());
+        };
+        let routing_key = self.key("queues");
+        let alone_until = self.master_alone_until_ms.load(Ordering::Relaxed);
+        if alone_until != 0 {
+            if now_ms() < alone_until {
+                return Ok(());
+            }
+            if !self.master_still_alone(conn, &routing_key, context).await? {
+                self.master_alone_until_ms.store(0, Ordering::Relaxed);
+                tracing::info!("a replica is attached again: writes wait for it");
+            }
+        }
+        let replicas = wait_for_replica(conn, &routing_key, timeout)
+            .await
+            .map_err(Error::redis(context))?;
+        if replicas > 0 || self.master_still_alone(conn, &routing_key, context).await? {
+            return Ok(());
+        }
+        Err(Error::NotReplicated {
+            context,
+            waited: timeout,
+        })
+    }
+
+    /// Whether the master has no replica attached; if so, writes skip the wait for the
+    /// next [`NO_REPLICA_RECHECK`].
+    async fn master_still_alone(
+        &self,
+        conn: &mut RedisConnection,
+        routing_key: &str,
+        context: &'static str,
+    ) -> Result<bool, Error> {
+        let replicas = attached_replicas(conn, routing_key)
+            .await
+            .map_err(Error::redis(context))?;
+        if replicas > 0 {
+            return Ok(false);
+        }
+        let until = now_ms() + ttl_ms(NO_REPLICA_RECHECK);
+        if self.master_alone_until_ms.swap(until, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                namespace = %self.namespace,
+                "the master has no replica attached: writes are not replicated until one is"
+            );
+        }
+        Ok(true)
     }
 
     /// Runs a blocking command on a dedicated pooled connection, bounded by `block` plus a
@@ -314,11 +420,13 @@ impl RedisBackend {
             let reused = Object::metrics(&conn).recycled.is_some();
             match tokio::time::timeout(deadline, cmd.query_async::<T>(&mut *conn)).await {
                 Ok(Ok(reply)) => return Ok(reply),
-                Ok(Err(e)) if reused && (e.is_io_error() || e.is_connection_dropped()) => {
+                Ok(Err(e)) if reused && connection_is_done(&e) => {
+                    self.endpoint.note_error(&e);
                     drop(Object::take(conn));
                 }
                 Ok(Err(e)) => {
-                    if e.is_io_error() || e.is_connection_dropped() {
+                    if connection_is_done(&e) {
+                        self.endpoint.note_error(&e);
                         drop(Object::take(conn));
                     }
                     return Err(Error::Redis { context, source: e });
@@ -406,6 +514,7 @@ impl RedisBackend {
                 .map_err(Error::redis("enqueueing a unique job"))?;
             outcome[i] = claimed == 1;
         }
+        self.replicated(&mut conn, "enqueueing jobs").await?;
         Ok(outcome)
     }
 
@@ -462,9 +571,15 @@ impl RedisBackend {
     /// connection ends.
     async fn control_session(&self, hostname: &str, task_names: &[String]) -> Result<(), Error> {
         use futures::StreamExt;
-        let db = self.client.get_connection_info().redis_settings().db();
-        let mut pubsub = self
-            .client
+        let Some((client, db)) = self
+            .endpoint
+            .single_server()
+            .await
+            .map_err(Error::redis("subscribing to Celery remote control"))?
+        else {
+            return Err(celery_needs_one_server());
+        };
+        let mut pubsub = client
             .get_async_pubsub()
             .await
             .map_err(Error::redis("subscribing to Celery remote control"))?;
@@ -526,6 +641,9 @@ impl RedisBackend {
             .invoke_async::<i64>(&mut conn)
             .await
             .map_err(Error::redis("acknowledging jobs"))?;
+        if !acks.is_empty() {
+            self.replicated(&mut conn, "acknowledging jobs").await?;
+        }
         Ok(())
     }
 
@@ -645,8 +763,8 @@ type StatsReply = (
 );
 
 impl Backend for RedisBackend {
-    fn kind(&self) -> &'static str {
-        "redis"
+    fn deployment(&self) -> Deployment {
+        self.endpoint.deployment()
     }
 
     fn namespace(&self) -> &str {
@@ -656,8 +774,11 @@ impl Backend for RedisBackend {
     fn ping(&self) -> BrokerFuture<'_, ()> {
         async move {
             let mut conn = self.fast();
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
+            // A read of a namespace key rather than PING: on a Cluster, it is the master of
+            // the namespace's slot that must answer.
+            redis::cmd("EXISTS")
+                .arg(self.key("queues"))
+                .query_async::<u64>(&mut conn)
                 .await
                 .map_err(Error::redis("pinging redis"))?;
             Ok(())
@@ -681,6 +802,9 @@ impl Backend for RedisBackend {
 
     fn declare_celery_queues<'a>(&'a self, queues: &'a [String]) -> BrokerFuture<'a, ()> {
         async move {
+            if !self.endpoint.deployment().has_single_keyspace() {
+                return Err(celery_needs_one_server());
+            }
             let mut pipe = redis::pipe();
             for queue in queues {
                 let member = celery_binding(queue);
@@ -744,6 +868,7 @@ impl Backend for RedisBackend {
             }
             let mut invocation = self.scripts.mark_started.prepare_invoke();
             invocation
+                .key(self.key("queues"))
                 .arg(&self.prefix)
                 .arg(ttl_ms(ttl))
                 .arg(JobState::Started.as_str());
@@ -775,18 +900,33 @@ impl Backend for RedisBackend {
             if writes.is_empty() {
                 return Ok(());
             }
-            let mut pipe = redis::pipe();
-            for write in writes {
-                let cmd = pipe.cmd("SET").arg(&write.key).arg(&write.value);
+            let set = |write: &KeyWrite| {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(&write.key).arg(&write.value);
                 if let Some(ttl) = write.ttl {
                     cmd.arg("PX").arg(ttl_ms(ttl));
                 }
-                cmd.ignore();
+                cmd
+            };
+            let failed = Error::redis("writing explicit keys");
+            if self.endpoint.deployment().has_single_keyspace() {
+                let mut pipe = redis::pipe();
+                for write in writes {
+                    pipe.add_command(set(write)).ignore();
+                }
+                return pipe
+                    .query_async::<()>(&mut self.fast())
+                    .await
+                    .map_err(failed);
             }
-            let mut conn = self.fast();
-            pipe.query_async::<()>(&mut conn)
+            // Explicit keys hash to any slot: one command each, sent together.
+            let sends = writes
+                .iter()
+                .map(|write| async move { set(write).query_async::<()>(&mut self.fast()).await });
+            futures::future::try_join_all(sends)
                 .await
-                .map_err(Error::redis("writing explicit keys"))
+                .map(drop)
+                .map_err(failed)
         }
         .boxed()
     }
@@ -947,7 +1087,7 @@ impl Backend for RedisBackend {
         self.stats_impl().boxed()
     }
 
-    fn monitor_connection(&self) -> Option<(ConnectionManager, String)> {
+    fn monitor_connection(&self) -> Option<(RedisConnection, String)> {
         Some((self.fast(), self.prefix.clone()))
     }
 
@@ -1030,6 +1170,25 @@ impl Backend for RedisBackend {
         }
         .boxed()
     }
+}
+
+/// Whether `error` means the connection it came over is unusable: broken, or (after a
+/// failover) to a server that is no longer the master.
+fn connection_is_done(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_connection_dropped()
+        || error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+}
+
+/// Celery's keys (`_kombu.*`, `celery-task-meta-*`, the remote-control channel) do not
+/// carry the namespace's hash tag, so they would span a Cluster's slots.
+fn celery_needs_one_server() -> Error {
+    Error::Config(
+        "Celery interop needs one Redis keyspace (a single server or a Sentinel master): \
+         Celery's keys do not share the namespace's hash tag, so on a Cluster they would \
+         span slots"
+            .to_owned(),
+    )
 }
 
 /// The member kombu adds to `_kombu.binding.<queue>` for a queue bound to the exchange of

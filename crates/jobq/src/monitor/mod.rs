@@ -19,7 +19,7 @@ mod workers;
 
 use std::collections::BTreeMap;
 
-use redis::aio::ConnectionManager;
+use crate::broker::redis_connection::RedisConnection;
 
 pub use self::event::{ARGS_LIMIT, EventKind, JobEvent, UNKNOWN_TASK_LABEL};
 pub(crate) use self::event::{JobReport, JobRun, report};
@@ -56,7 +56,7 @@ pub struct JobDetails {
 #[derive(Clone)]
 pub struct Monitor {
     broker: Broker,
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
 }
 

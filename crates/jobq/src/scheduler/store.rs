@@ -16,10 +16,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use crate::broker::redis_connection::RedisConnection;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use crate::error::Error;
 
@@ -55,7 +55,7 @@ pub(crate) trait ScheduleStore: Send + Sync + 'static {
 
 /// Schedules in Redis, on the broker's multiplexed connection and namespace.
 pub(crate) struct RedisScheduleStore {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     definitions_key: String,
     last_run_key: String,
     last_job_key: String,
@@ -77,7 +77,7 @@ return 0
 
 impl RedisScheduleStore {
     /// The store of the namespace whose keys start with `prefix` (`{ns}:`).
-    pub(crate) fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub(crate) fn new(conn: RedisConnection, prefix: &str) -> Self {
         RedisScheduleStore {
             conn,
             definitions_key: format!("{prefix}schedules"),
@@ -92,7 +92,7 @@ impl RedisScheduleStore {
         &self.definitions_key
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> RedisConnection {
         self.conn.clone()
     }
 }

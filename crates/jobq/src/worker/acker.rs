@@ -21,8 +21,9 @@ use crate::monitor::{EventKind, JobReport, SUCCESS_EVENTS_PER_CALL};
 
 /// Acknowledgements per broker call at most.
 const MAX_BATCH: usize = 512;
-/// Attempts to apply a batch after shutdown began before giving up on it (the jobs stay in
-/// flight and are recovered by unregistering or by the reaper).
+/// Attempts to apply a batch after shutdown began (a flush, or jobs given back) before
+/// giving up on it (the jobs stay in flight and are recovered by unregistering or by the
+/// reaper).
 const SHUTDOWN_ATTEMPTS: u32 = 8;
 /// How often reports are recorded at most (also how long they may wait).
 pub(super) const REPORT_EVERY: Duration = Duration::from_millis(200);
@@ -33,6 +34,10 @@ pub(super) const REPORT_EVERY: Duration = Duration::from_millis(200);
 pub(super) enum AckMessage {
     /// A finished job; its slot in `fetched` is released once the ack is applied.
     Ack(Ack),
+    /// A job that never started, put back on its queue during shutdown (a requeue), like
+    /// an `Ack` but applied at once. Its batch is given up on after [`SHUTDOWN_ATTEMPTS`],
+    /// so a broker outage cannot hold the shutdown up.
+    GiveBack(Ack),
     /// Applies everything queued so far plus `requeue`, then reports on `done`.
     Flush {
         requeue: Vec<Ack>,
@@ -85,6 +90,7 @@ impl Acker {
             let mut released = 0usize;
             let mut done = Vec::new();
             let mut stop = false;
+            let mut giving_back = false;
             let mut next = Some(first);
             let first_report = reports.len();
             // The batch position of the ack each of this batch's reports came with.
@@ -96,6 +102,11 @@ impl Acker {
                             report_acks.push(batch.len());
                             reports.push(*report);
                         }
+                        batch.push(ack);
+                        released += 1;
+                    }
+                    AckMessage::GiveBack(ack) => {
+                        giving_back = true;
                         batch.push(ack);
                         released += 1;
                     }
@@ -118,13 +129,14 @@ impl Acker {
             }
             let record =
                 shutting_down || stop || batch.len() > 1 || last_recorded.elapsed() >= REPORT_EVERY;
+            let give_up = shutting_down || giving_back;
             if record {
-                self.apply(&batch, &reports, &events, shutting_down).await;
+                self.apply(&batch, &reports, &events, give_up).await;
                 reports.clear();
                 events.clear();
                 last_recorded = Instant::now();
             } else {
-                self.apply(&batch, &[], &[], shutting_down).await;
+                self.apply(&batch, &[], &[], give_up).await;
             }
             self.fetched.add_permits(released);
             for tx in done {

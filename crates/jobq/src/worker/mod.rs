@@ -40,11 +40,17 @@ pub struct WorkerConfig {
     /// Jobs fetched ahead of free handler slots, so short jobs do not wait for a round trip
     /// (default 256). They count as in flight and are recovered like running ones.
     pub prefetch: usize,
-    /// How often the worker heartbeats and reaps (default 5 s); its heartbeat lives three
+    /// How often the worker heartbeats and reaps (default 2 s); its heartbeat lives three
     /// intervals.
     pub heartbeat_interval: Duration,
     /// How long after a dead worker's last heartbeat its jobs go back to their queues
-    /// (default 30 s).
+    /// (default 10 s). Its heartbeat must have expired too, so the wait is the longer of
+    /// this and three heartbeat intervals, and the reaper runs once per heartbeat interval:
+    /// a killed worker's jobs are back within about `max(visibility_timeout, 3 ×
+    /// heartbeat_interval) + heartbeat_interval` (12 s at the defaults). A worker whose
+    /// heartbeat task runs is never reaped, however long its jobs take; after a broker
+    /// outage the reaper waits one heartbeat lifetime before it reaps, so live workers
+    /// heartbeat again first.
     pub visibility_timeout: Duration,
     /// How long a graceful shutdown waits for running jobs (default 30 s).
     pub grace_period: Duration,
@@ -54,7 +60,9 @@ pub struct WorkerConfig {
     /// `ResultTooLarge`.
     pub result_size_limit: usize,
     /// How long one blocking fetch waits before it is renewed (default 2 s); bounds how long
-    /// a dead connection can go unnoticed. Jobs arriving while it waits wake it at once.
+    /// a dead connection can go unnoticed. Jobs arriving while it waits wake it at once. A
+    /// shutdown lets the fetch under way end (within this time) and gives back what it
+    /// brought, so no job is taken by a worker that has gone.
     pub block_timeout: Duration,
     /// How often due delayed jobs are moved to their queues (default 100 ms).
     pub promote_interval: Duration,
@@ -80,8 +88,8 @@ impl Default for WorkerConfig {
             concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
             queues: vec![DEFAULT_QUEUE.to_owned()],
             prefetch: 256,
-            heartbeat_interval: Duration::from_secs(5),
-            visibility_timeout: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(2),
+            visibility_timeout: Duration::from_secs(10),
             grace_period: Duration::from_secs(30),
             result_ttl: Duration::from_secs(24 * 3600),
             result_size_limit: 1024 * 1024,
@@ -370,6 +378,9 @@ impl Worker {
 
         shutdown.await;
         info!(worker_id = %self.id, "shutting down: no more fetching");
+        let grace_over = tokio::time::Instant::now() + config.grace_period;
+        // The launcher now gives back the jobs that wait for a handler slot, and the fetchers
+        // give back what their last fetch brings.
         stop_fetching.cancel();
         for fetcher in fetchers {
             if let Err(e) = fetcher.await {
@@ -380,11 +391,10 @@ impl Worker {
             warn!(error = %e, "the job launcher ended abnormally");
         }
 
-        // Running jobs release their slot in `fetched` once acknowledged; all slots free
-        // means nothing is left.
+        // Running jobs, and the jobs given back, release their slot in `fetched` once their
+        // acknowledgement is applied; all slots free means nothing is left.
         let total = (config.concurrency + config.prefetch) as u32;
-        let drained =
-            tokio::time::timeout(config.grace_period, shared.fetched.acquire_many(total)).await;
+        let drained = tokio::time::timeout_at(grace_over, shared.fetched.acquire_many(total)).await;
         if drained.is_err() {
             warn!(grace_period = ?config.grace_period, "grace period over: putting unfinished jobs back");
         }
@@ -467,6 +477,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, config: WorkerConfig, stop: Cancell
         running: Vec::new(),
         running_count: 0,
     };
+    let mut failures = 0;
     loop {
         info.heartbeat_at_ms = now_ms();
         info.processed = shared.counters.processed.load(Ordering::Relaxed);
@@ -474,22 +485,40 @@ async fn heartbeat_loop(shared: Arc<Shared>, config: WorkerConfig, stop: Cancell
         (info.running_count, info.running) = shared.outstanding.running();
         let text = serde_json::to_string(&info).unwrap_or_default();
         let worker_id = &shared.worker_id;
-        if let Err(e) = shared
+        let delay = match shared
             .broker
             .backend()
             .heartbeat(worker_id, &text, ttl)
             .await
         {
-            warn!(worker_id = %worker_id, error = %e, "heartbeat failed");
-        }
-        if !sleep_or_cancel(config.heartbeat_interval, &stop).await {
+            Ok(()) => {
+                failures = 0;
+                config.heartbeat_interval
+            }
+            Err(e) => {
+                // Retried soon: after an outage longer than its lifetime the heartbeat is
+                // gone, and this worker must show it is alive before a reaper looks.
+                failures += 1;
+                warn!(worker_id = %worker_id, error = %e, "heartbeat failed");
+                backoff(failures).min(config.heartbeat_interval)
+            }
+        };
+        if !sleep_or_cancel(delay, &stop).await {
             return;
         }
     }
 }
 
+/// Promotes due delayed jobs and, once per heartbeat interval, reaps dead workers.
+///
+/// A broker outage longer than a heartbeat's lifetime leaves live workers without one
+/// until they heartbeat again, so after any failed broker call the reaper waits a full
+/// heartbeat lifetime (during which every live worker heartbeats, retrying soon after a
+/// failure) before it reaps again.
 async fn maintenance_loop(broker: Broker, config: WorkerConfig, stop: CancellationToken) {
+    let heartbeat_ttl = config.heartbeat_interval * 3;
     let mut last_reap = tokio::time::Instant::now() - config.heartbeat_interval;
+    let mut last_failure: Option<tokio::time::Instant> = None;
     let mut failures = 0;
     loop {
         let mut delay = config.promote_interval;
@@ -506,18 +535,23 @@ async fn maintenance_loop(broker: Broker, config: WorkerConfig, stop: Cancellati
             }
             Err(e) => {
                 failures += 1;
+                last_failure = Some(tokio::time::Instant::now());
                 delay = backoff(failures).max(config.promote_interval);
                 warn!(error = %e, "promoting delayed jobs failed");
             }
         }
-        if last_reap.elapsed() >= config.heartbeat_interval {
+        let settled = last_failure.is_none_or(|at| at.elapsed() >= heartbeat_ttl);
+        if settled && last_reap.elapsed() >= config.heartbeat_interval {
             last_reap = tokio::time::Instant::now();
             match broker.backend().reap(config.visibility_timeout).await {
                 Ok(0) => {}
                 Ok(moved) => {
                     info!(moved, "returned jobs of dead workers to their queues")
                 }
-                Err(e) => warn!(error = %e, "reaping dead workers failed"),
+                Err(e) => {
+                    last_failure = Some(tokio::time::Instant::now());
+                    warn!(error = %e, "reaping dead workers failed");
+                }
             }
         }
         if delay.is_zero() {
@@ -541,8 +575,9 @@ async fn fetch_loop(
     let mut failures = 0;
     loop {
         let permit = tokio::select! {
-            permit = Arc::clone(&shared.fetched).acquire_owned() => permit,
+            biased;
             _ = stop.cancelled() => return,
+            permit = Arc::clone(&shared.fetched).acquire_owned() => permit,
         };
         let Ok(permit) = permit else { return };
         permit.forget();
@@ -605,8 +640,18 @@ async fn fetch_loop(
     }
 }
 
+/// How long a fetch under way when the worker stops may take beyond its own blocking wait
+/// before it is abandoned.
+const FETCH_SETTLE: Duration = Duration::from_secs(1);
+
 /// Fetches up to `capacity` jobs (holding that many slots), or returns the slots and
-/// `None` when the worker stops fetching first.
+/// `None` when the worker stopped fetching before it began.
+///
+/// A fetch under way when the worker stops is not dropped: Redis would still carry out a
+/// blocking wait whose caller has gone, moving the next job that arrives into this
+/// worker's in-flight list where nothing runs it (until unregistering, at the end of the
+/// shutdown; never, when the job arrives after that). It is given its wait plus
+/// [`FETCH_SETTLE`] to end; the caller gives back what it brought.
 async fn fetch_or_stop(
     shared: &Shared,
     source: &Source,
@@ -614,11 +659,25 @@ async fn fetch_or_stop(
     block: Duration,
     stop: &CancellationToken,
 ) -> Option<Result<Vec<Delivery>, Error>> {
+    if stop.is_cancelled() {
+        shared.fetched.add_permits(capacity);
+        return None;
+    }
+    let fetch = shared
+        .broker
+        .backend()
+        .fetch(&shared.worker_id, source, capacity, block);
+    tokio::pin!(fetch);
     tokio::select! {
-        fetched = shared.broker.backend().fetch(&shared.worker_id, source, capacity, block) => Some(fetched),
-        _ = stop.cancelled() => {
-            // Anything a cancelled fetch moved stays in this worker's in-flight list,
+        fetched = &mut fetch => return Some(fetched),
+        _ = stop.cancelled() => {}
+    }
+    match tokio::time::timeout(block + FETCH_SETTLE, fetch).await {
+        Ok(fetched) => Some(fetched),
+        Err(_) => {
+            // Anything the abandoned fetch moved stays in this worker's in-flight list,
             // which unregistering puts back on the queue.
+            warn!(queue = %source.name(), "a fetch did not end at shutdown; abandoning it");
             shared.fetched.add_permits(capacity);
             None
         }
@@ -638,9 +697,12 @@ struct Fetched {
 /// Starts fetched jobs in fetch order (the order of the queue, and of Celery's priority
 /// buckets): a job takes a free handler slot at once only when no earlier one waits for
 /// one; otherwise it queues behind them for [`start_in_fetch_order`]. Spawned tasks start
-/// in any order, so slots are never left for the tasks to take themselves.
+/// in any order, so slots are never left for the tasks to take themselves. Once shutdown
+/// has begun, fetched jobs are given back instead.
 fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
     let received_at_ms = now_ms();
+    let draining = shared.draining.is_cancelled();
+    let mut unstarted = Vec::new();
     for delivery in deliveries {
         let key = shared.outstanding.next.fetch_add(1, Ordering::Relaxed);
         shared.outstanding.lock().insert(
@@ -651,44 +713,80 @@ fn dispatch(shared: &Arc<Shared>, queue: &str, deliveries: Vec<Delivery>) {
                 started_at_ms: None,
             },
         );
+        let fetched = Fetched {
+            key,
+            queue: queue.to_owned(),
+            delivery,
+            received_at_ms,
+        };
+        if draining {
+            unstarted.push(fetched);
+            continue;
+        }
         let slot = if shared.waiting_count.load(Ordering::Acquire) == 0 {
             Arc::clone(&shared.running).try_acquire_owned().ok()
         } else {
             None
         };
         if let Some(slot) = slot {
-            tokio::spawn(run_job(
-                Arc::clone(shared),
-                Fetched {
-                    key,
-                    queue: queue.to_owned(),
-                    delivery,
-                    received_at_ms,
-                },
-                slot,
-            ));
+            tokio::spawn(run_job(Arc::clone(shared), fetched, slot));
             continue;
         }
         shared.waiting_count.fetch_add(1, Ordering::AcqRel);
-        let waiting = Fetched {
-            key,
-            queue: queue.to_owned(),
-            delivery,
-            received_at_ms,
-        };
-        if shared.waiting.send(waiting).is_err() {
-            // The launcher is gone (shutting down): the job stays outstanding and is put
-            // back on its queue.
+        if let Err(mpsc::error::SendError(fetched)) = shared.waiting.send(fetched) {
+            // The launcher has stopped taking jobs (shutting down).
             shared.waiting_count.fetch_sub(1, Ordering::AcqRel);
+            unstarted.push(fetched);
+        }
+    }
+    give_back(shared, unstarted);
+}
+
+/// Gives fetched jobs that never started back to the head of their queues at once, so
+/// other workers run them while this one finishes its running jobs; `unstarted` is in
+/// fetch order, and the first fetched ends up first in line again. Each job's slot in
+/// `fetched` is released when the acknowledger has put it back.
+fn give_back(shared: &Shared, unstarted: Vec<Fetched>) {
+    if unstarted.is_empty() {
+        return;
+    }
+    let mut returned = 0usize;
+    {
+        // Under the lock, like a finished job's ack: the final flush sees each job either
+        // here or in `outstanding`, never in both.
+        let mut outstanding = shared.outstanding.lock();
+        // The acknowledger pushes each one to the head of its queue: the last fetched goes
+        // first, so the first fetched is at the head at the end.
+        for fetched in unstarted.into_iter().rev() {
+            if outstanding.remove(&fetched.key).is_some() {
+                let ack = Ack::new(
+                    fetched.delivery.tag,
+                    Outcome::Requeue {
+                        queue: fetched.queue,
+                    },
+                );
+                if shared.acks.send(AckMessage::GiveBack(ack)).is_ok() {
+                    returned += 1;
+                    continue;
+                }
+            }
+            // Not sent: it stays in the in-flight list, which unregistering puts back.
             shared.fetched.add_permits(1);
         }
+    }
+    if returned > 0 {
+        info!(
+            count = returned,
+            "giving jobs that did not start back to their queues"
+        );
     }
 }
 
 /// Gives waiting jobs handler slots one after the other, in the order they were fetched,
-/// until shutdown begins; jobs still waiting then were never started, stay outstanding
-/// and are put back on their queues.
+/// until shutdown begins; jobs still waiting then were never started and are given back
+/// to their queues at once, without waiting for the running ones.
 async fn start_in_fetch_order(shared: Arc<Shared>, mut waiting: mpsc::UnboundedReceiver<Fetched>) {
+    let mut unstarted = Vec::new();
     loop {
         let next = tokio::select! {
             biased;
@@ -706,16 +804,17 @@ async fn start_in_fetch_order(shared: Arc<Shared>, mut waiting: mpsc::UnboundedR
         // Only now, with the slot taken, may newly fetched jobs take free slots directly.
         shared.waiting_count.fetch_sub(1, Ordering::AcqRel);
         let Some(slot) = slot else {
-            shared.fetched.add_permits(1);
+            unstarted.push(fetched);
             break;
         };
         tokio::spawn(run_job(Arc::clone(&shared), fetched, slot));
     }
     waiting.close();
-    while waiting.try_recv().is_ok() {
+    while let Ok(fetched) = waiting.try_recv() {
         shared.waiting_count.fetch_sub(1, Ordering::AcqRel);
-        shared.fetched.add_permits(1);
+        unstarted.push(fetched);
     }
+    give_back(&shared, unstarted);
 }
 
 /// Runs `job`, recording it as STARTED only once it has run for [`STARTED_AFTER`]: for a

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use jobq::{App, Broker, RetryPolicy, TaskContext, TaskError, Worker, WorkerConfig};
-use redis_harness::{TestRedis, unique_namespace};
+use redis_harness::{RedisCluster, RedisSentinel, TestRedis, unique_namespace};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -24,6 +24,43 @@ pub(crate) async fn redis_broker_at(url: &str, namespace: &str) -> Broker {
     Broker::redis(url, namespace)
         .await
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}
+
+/// The URL of this test process's Redis Cluster (3 masters, 3 replicas), started on first
+/// use and shared by the tests that only read and write through it.
+pub(crate) fn shared_cluster_url() -> String {
+    static CLUSTER: std::sync::OnceLock<std::sync::Mutex<RedisCluster>> =
+        std::sync::OnceLock::new();
+    let cluster = CLUSTER.get_or_init(|| {
+        std::sync::Mutex::new(
+            RedisCluster::start().unwrap_or_else(|e| panic!("no Redis Cluster for the tests: {e}")),
+        )
+    });
+    cluster.lock().unwrap_or_else(|p| p.into_inner()).url()
+}
+
+/// The URL of this test process's Sentinel deployment (master `jobq`), started on first
+/// use and shared like [`shared_cluster_url`].
+pub(crate) fn shared_sentinel_url() -> String {
+    static SENTINEL: std::sync::OnceLock<std::sync::Mutex<RedisSentinel>> =
+        std::sync::OnceLock::new();
+    let sentinel = SENTINEL.get_or_init(|| {
+        std::sync::Mutex::new(
+            RedisSentinel::start("jobq")
+                .unwrap_or_else(|e| panic!("no Redis Sentinel for the tests: {e}")),
+        )
+    });
+    sentinel.lock().unwrap_or_else(|p| p.into_inner()).url()
+}
+
+/// A broker on the shared Redis Cluster, in a namespace of its own.
+pub(crate) async fn cluster_broker(prefix: &str) -> Broker {
+    redis_broker_at(&shared_cluster_url(), &unique_namespace(prefix)).await
+}
+
+/// A broker on the shared Sentinel deployment's master, in a namespace of its own.
+pub(crate) async fn sentinel_broker(prefix: &str) -> Broker {
+    redis_broker_at(&shared_sentinel_url(), &unique_namespace(prefix)).await
 }
 
 /// A memory broker.
@@ -210,11 +247,19 @@ impl RunningWorker {
         !self.handle.is_finished()
     }
 
-    /// Asks for a graceful shutdown and waits for it.
-    pub(crate) async fn stop(mut self) {
+    /// Asks for a graceful shutdown without waiting for it (as SIGTERM does); [`stop`]
+    /// then waits for it.
+    ///
+    /// [`stop`]: RunningWorker::stop
+    pub(crate) fn begin_stop(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Asks for a graceful shutdown and waits for it.
+    pub(crate) async fn stop(mut self) {
+        self.begin_stop();
         self.handle
             .await
             .expect("worker task panicked")

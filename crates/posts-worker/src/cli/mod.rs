@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use jobq::Broker;
+use jobq::{Broker, RedisBroker};
 use tracing_subscriber::EnvFilter;
 
 /// Background analytics over social-media post history: a jobq worker for the posts DB.
@@ -36,7 +36,9 @@ pub(crate) struct Cli {
 /// Options every subcommand accepts.
 #[derive(clap::Args, Clone)]
 pub(crate) struct GlobalOptions {
-    /// Redis URL (`redis://` or `rediss://`, password in the URL).
+    /// Redis URL: `redis://` or `rediss://` (password in the URL), a Cluster as
+    /// `redis+cluster://host:port,host:port,...`, or a Sentinel-watched master as
+    /// `redis+sentinel://host:port,host:port,.../<master>/<db>`.
     #[arg(
         long,
         env = "REDIS_URL",
@@ -55,6 +57,11 @@ pub(crate) struct GlobalOptions {
     /// jobq namespace: every key lives under the hash tag `{namespace}`.
     #[arg(long, env = "JOBQ_NAMESPACE", default_value = "posts", global = true)]
     pub namespace: String,
+    /// On a Cluster or Sentinel deployment, do not wait for a replica to confirm each
+    /// enqueue and acknowledgement (`WAIT 1`): faster, but a failover may lose the last
+    /// jobs and results the old master acknowledged.
+    #[arg(long, env = "POSTS_WORKER_NO_REPLICA_WAIT", global = true)]
+    pub no_replica_wait: bool,
     /// Which broker to use; `memory` keeps jobs inside this process.
     #[arg(long, value_enum, env = "POSTS_WORKER_BROKER", global = true)]
     pub broker: Option<BrokerKind>,
@@ -131,11 +138,25 @@ const REDIS_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Connects to the Redis broker and checks that it answers, with a one-line error that
 /// says what to do when it does not.
 async fn connect_redis(global: &GlobalOptions) -> anyhow::Result<Broker> {
-    let broker = Broker::redis(&global.redis_url, &global.namespace)
+    connect_redis_namespace(global, &global.namespace).await
+}
+
+/// [`connect_redis`] for a namespace other than `--namespace`.
+async fn connect_redis_namespace(
+    global: &GlobalOptions,
+    namespace: &str,
+) -> anyhow::Result<Broker> {
+    let mut options = RedisBroker::builder(&global.redis_url).namespace(namespace);
+    if global.no_replica_wait {
+        options = options.wait_for_replica(None);
+    }
+    let broker = options
+        .connect()
         .await
         .with_context(|| format!("cannot use Redis URL {}", global.redis_url))?;
     match tokio::time::timeout(REDIS_PROBE_TIMEOUT, broker.ping()).await {
         Ok(Ok(())) => Ok(broker),
+        Ok(Err(err @ jobq::Error::UnknownSentinelMaster { .. })) => Err(err.into()),
         Ok(Err(err)) => Err(unreachable_redis(global, &err.to_string())),
         Err(_) => Err(unreachable_redis(
             global,

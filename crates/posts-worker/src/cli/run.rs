@@ -8,7 +8,9 @@ use jobq::WorkerConfig;
 use jobq::celery::CeleryConfig;
 use posts_worker::Service;
 
-use super::{BrokerKind, GlobalOptions, open_posts_env, signal, worker_broker};
+use super::{
+    BrokerKind, GlobalOptions, connect_redis_namespace, open_posts_env, signal, worker_broker,
+};
 
 #[derive(clap::Args, Default)]
 pub(crate) struct Args {
@@ -25,9 +27,16 @@ pub(crate) struct Args {
     /// worker also runs, comma-separated [default: celery].
     #[arg(long, value_delimiter = ',', env = "POSTS_WORKER_CELERY_QUEUES")]
     celery_queues: Vec<String>,
-    /// Do not consume Celery messages.
+    /// Do not consume Celery messages (the default on a Redis Cluster, where Celery's keys
+    /// would span slots).
     #[arg(long, conflicts_with = "celery_queues")]
     no_celery: bool,
+    /// Further namespaces this process serves, comma-separated: a worker each, with the
+    /// same settings (the scheduler and the Celery listener stay in --namespace). On a
+    /// Redis Cluster, namespaces live in different slots, so their load spreads over the
+    /// masters.
+    #[arg(long, value_delimiter = ',', value_name = "NAMESPACE")]
+    also_namespaces: Vec<String>,
     /// How long Celery result records are kept, in seconds (Celery's `result_expires`).
     #[arg(long, value_name = "SECS", default_value_t = 86_400)]
     celery_result_expires: u64,
@@ -48,8 +57,9 @@ pub(crate) struct Args {
     #[arg(long)]
     worker_id: Option<String>,
     /// How long after a dead worker's last heartbeat its jobs go back to their queues, in
-    /// seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    /// seconds. Workers heartbeat every 2 s and reap as often, and a heartbeat lives 6 s: a
+    /// killed worker's jobs go back within 2 s after the longer of this and 6 s.
+    #[arg(long, value_name = "SECS", default_value_t = WorkerConfig::default().visibility_timeout.as_secs())]
     visibility_timeout: u64,
     /// Do not write job events to the `{namespace}:events` list (the dashboard's recent
     /// jobs). Counters and duration histograms are kept either way.
@@ -88,10 +98,27 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
         config.worker_id = Some(id);
     }
     let broker = worker_broker(global).await?;
+    let mut more_namespaces = Vec::new();
+    for namespace in &args.also_namespaces {
+        anyhow::ensure!(
+            global.broker != Some(BrokerKind::Memory),
+            "--also-namespaces needs Redis: the memory broker serves one namespace"
+        );
+        anyhow::ensure!(
+            namespace != &global.namespace,
+            "--also-namespaces lists {namespace:?}, which is --namespace already"
+        );
+        more_namespaces.push(connect_redis_namespace(global, namespace).await?);
+    }
+    let cluster = !broker.deployment().has_single_keyspace();
     if args.no_celery {
         tracing::info!("Celery listener off (--no-celery)");
     } else if global.broker == Some(BrokerKind::Memory) {
         tracing::info!("Celery listener off: Python clients cannot reach the memory broker");
+    } else if cluster && args.celery_queues.is_empty() {
+        tracing::info!(
+            "Celery listener off: on a Redis Cluster Celery's keys would span slots (use one server or Sentinel for Celery clients)"
+        );
     } else {
         anyhow::ensure!(
             args.celery_result_expires >= 1,
@@ -112,7 +139,9 @@ pub(super) async fn run(global: &GlobalOptions, args: Args) -> anyhow::Result<Ex
         config.celery = Some(celery);
     }
 
-    let mut service = Service::new(env, broker).with_worker_config(config);
+    let mut service = Service::new(env, broker)
+        .with_worker_config(config)
+        .also_serving(more_namespaces);
     if let Some(schedules) = schedules {
         service = service.with_schedules(schedules);
     }

@@ -40,6 +40,8 @@ use crate::tasks::{self, PostsData};
 pub struct Service {
     posts: Arc<PostsData>,
     broker: Broker,
+    /// Brokers of further namespaces, each served by a worker of its own.
+    more_namespaces: Vec<Broker>,
     worker_config: WorkerConfig,
     schedules: Schedules,
 }
@@ -61,6 +63,7 @@ impl Service {
         Self {
             posts,
             broker,
+            more_namespaces: Vec::new(),
             worker_config: WorkerConfig::default(),
             schedules: Schedules::Default,
         }
@@ -86,6 +89,15 @@ impl Service {
     /// longer listed are removed from the store when the service starts.
     pub fn with_schedules(mut self, specs: Vec<ScheduleSpec>) -> Self {
         self.schedules = Schedules::Configured(specs);
+        self
+    }
+
+    /// Also serves the namespaces of `brokers`, with a worker each (same configuration,
+    /// without the Celery listener, which stays with the main namespace). On a Redis
+    /// Cluster each namespace lives in its own slot, so one process spreads its load over
+    /// the masters. The scheduler stays in the main namespace.
+    pub fn also_serving(mut self, brokers: Vec<Broker>) -> Self {
+        self.more_namespaces = brokers;
         self
     }
 
@@ -115,9 +127,19 @@ impl Service {
             Schedules::Configured(specs) => Some(specs),
             Schedules::NoScheduler => None,
         };
-        let mut app = App::new();
-        tasks::register(&mut app, self.posts);
-        let worker = Worker::new(app, self.broker.clone(), self.worker_config);
+        let app = || {
+            let mut app = App::new();
+            tasks::register(&mut app, Arc::clone(&self.posts));
+            app
+        };
+        let mut more_config = self.worker_config.clone();
+        more_config.celery = None;
+        let more_workers: Vec<Worker> = self
+            .more_namespaces
+            .iter()
+            .map(|broker| Worker::new(app(), broker.clone(), more_config.clone()))
+            .collect();
+        let worker = Worker::new(app(), self.broker.clone(), self.worker_config);
         let scheduler = match specs {
             Some(specs) => Some(Scheduler::new(self.broker, specs).await?),
             None => None,
@@ -125,6 +147,7 @@ impl Service {
         tracing::info!(
             worker = worker.id(),
             scheduler = scheduler.is_some(),
+            more_namespaces = more_workers.len(),
             "posts service started"
         );
 
@@ -138,10 +161,19 @@ impl Service {
             }
             stop.cancel();
         };
-        let run_worker = async {
-            let outcome = worker.run_until(stop.cancelled()).await;
-            stop.cancel();
-            outcome
+        let run_workers = async {
+            let all = std::iter::once(worker)
+                .chain(more_workers)
+                .map(|worker| async {
+                    let outcome = worker.run_until(stop.cancelled()).await;
+                    stop.cancel();
+                    outcome
+                });
+            futures::future::join_all(all)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, jobq::Error>>()
+                .map(drop)
         };
         let run_scheduler = async {
             match scheduler {
@@ -150,7 +182,7 @@ impl Service {
             }
         };
         let ((), worker_outcome, scheduler_outcome) =
-            tokio::join!(watch_shutdown, run_worker, run_scheduler);
+            tokio::join!(watch_shutdown, run_workers, run_scheduler);
         worker_outcome?;
         scheduler_outcome?;
         tracing::info!("posts service stopped");

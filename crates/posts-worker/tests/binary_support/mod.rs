@@ -72,12 +72,17 @@ impl Deployment {
     /// `posts-worker` with this deployment's DB, Redis and namespace given as flags, and
     /// none of the environment variables that could override the test's choices.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
+        self.command_in(&self.namespace, args)
+    }
+
+    /// [`command`](Self::command) in `namespace` instead of the deployment's own.
+    pub(crate) fn command_in(&self, namespace: &str, args: &[&str]) -> Command {
         let mut command = Command::new(BIN);
         command
             .arg("--db")
             .arg(&self.db)
             .args(["--redis-url", &self.redis_url])
-            .args(["--namespace", &self.namespace])
+            .args(["--namespace", namespace])
             .args(args)
             .env_remove("POSTS_WORKER_BROKER")
             .env_remove("POSTS_WORKER_SCHEDULES")
@@ -88,7 +93,12 @@ impl Deployment {
 
     /// Runs a client command to completion.
     pub(crate) fn run(&self, args: &[&str]) -> Output {
-        self.command(args)
+        self.run_in(&self.namespace, args)
+    }
+
+    /// [`run`](Self::run) in `namespace` instead of the deployment's own.
+    pub(crate) fn run_in(&self, namespace: &str, args: &[&str]) -> Output {
+        self.command_in(namespace, args)
             .stdin(Stdio::null())
             .output()
             .unwrap_or_else(|e| panic!("posts-worker {args:?} did not start: {e}"))
@@ -213,6 +223,11 @@ pub(crate) struct RunProcess {
 }
 
 impl RunProcess {
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// What the process logged so far, for failure messages.
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(no log: {e})"))
