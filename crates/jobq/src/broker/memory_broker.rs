@@ -504,6 +504,18 @@ impl Backend for MemoryBackend {
         .boxed()
     }
 
+    fn in_flight<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, Vec<String>> {
+        async move {
+            let state = self.state();
+            Ok(state
+                .processing
+                .get(worker)
+                .map(|list| list.iter().cloned().collect())
+                .unwrap_or_default())
+        }
+        .boxed()
+    }
+
     fn unregister<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, ()> {
         async move {
             let moved = self.state().requeue_worker(worker);

@@ -359,6 +359,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
         ttl: Duration,
     ) -> BrokerFuture<'a, ()>;
 
+    /// The stored form of every job in `worker`'s in-flight list.
+    fn in_flight<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, Vec<String>>;
+
     /// Removes `worker` (clean shutdown); jobs still in its in-flight list go back to their
     /// queues.
     fn unregister<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, ()>;

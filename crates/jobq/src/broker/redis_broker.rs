@@ -1024,6 +1024,19 @@ impl Backend for RedisBackend {
         .boxed()
     }
 
+    fn in_flight<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, Vec<String>> {
+        async move {
+            redis::cmd("LRANGE")
+                .arg(self.key(&format!("processing:{worker}")))
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut self.fast())
+                .await
+                .map_err(Error::redis("listing a worker's jobs in flight"))
+        }
+        .boxed()
+    }
+
     fn unregister<'a>(&'a self, worker: &'a str) -> BrokerFuture<'a, ()> {
         async move {
             let mut conn = self.fast();

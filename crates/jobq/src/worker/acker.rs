@@ -38,6 +38,9 @@ pub(super) enum AckMessage {
     /// an `Ack` but applied at once. Its batch is given up on after [`SHUTDOWN_ATTEMPTS`],
     /// so a broker outage cannot hold the shutdown up.
     GiveBack(Ack),
+    /// Jobs found in this worker's in-flight list that it never received (a fetch whose
+    /// reply was lost), put back on their queues at once. They hold no slot in `fetched`.
+    Reclaim(Vec<Ack>),
     /// Applies everything queued so far plus `requeue`, then reports on `done`.
     Flush {
         requeue: Vec<Ack>,
@@ -109,6 +112,10 @@ impl Acker {
                         giving_back = true;
                         batch.push(ack);
                         released += 1;
+                    }
+                    AckMessage::Reclaim(acks) => {
+                        giving_back = true;
+                        batch.extend(acks);
                     }
                     AckMessage::Flush { requeue, done: tx } => {
                         shutting_down = true;

@@ -5,9 +5,9 @@
 mod acker;
 mod execute;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -230,6 +230,9 @@ struct Shared {
     abandoned: CancellationToken,
     /// What this worker's heartbeat reports.
     counters: Counters,
+    /// How many more heartbeats look for jobs in this worker's in-flight list that it
+    /// never received (see [`reclaim_orphans`]); set after a fetch fails.
+    orphan_checks: AtomicU32,
 }
 
 /// This worker's own tallies, reported in its heartbeat ([`WorkerInfo`]).
@@ -312,6 +315,7 @@ impl Worker {
             draining: CancellationToken::new(),
             abandoned: CancellationToken::new(),
             counters: Counters::default(),
+            orphan_checks: AtomicU32::new(0),
         });
         info!(
             worker_id = %self.id,
@@ -478,6 +482,8 @@ async fn heartbeat_loop(shared: Arc<Shared>, config: WorkerConfig, stop: Cancell
         running_count: 0,
     };
     let mut failures = 0;
+    let mut suspects = HashSet::new();
+    let mut beats: u64 = 0;
     loop {
         info.heartbeat_at_ms = now_ms();
         info.processed = shared.counters.processed.load(Ordering::Relaxed);
@@ -493,6 +499,12 @@ async fn heartbeat_loop(shared: Arc<Shared>, config: WorkerConfig, stop: Cancell
         {
             Ok(()) => {
                 failures = 0;
+                beats += 1;
+                if beats.is_multiple_of(ORPHAN_SCAN_EVERY)
+                    || shared.orphan_checks.load(Ordering::Relaxed) > 0
+                {
+                    reclaim_orphans(&shared, &config, &mut suspects).await;
+                }
                 config.heartbeat_interval
             }
             Err(e) => {
@@ -506,6 +518,67 @@ async fn heartbeat_loop(shared: Arc<Shared>, config: WorkerConfig, stop: Cancell
         if !sleep_or_cancel(delay, &stop).await {
             return;
         }
+    }
+}
+
+/// Heartbeats that look for orphans after a failed fetch.
+const ORPHAN_CHECKS: u32 = 3;
+/// Heartbeats between looks for orphans otherwise (a lost reply whose command was retried
+/// on a fresh connection leaves no failed fetch behind).
+const ORPHAN_SCAN_EVERY: u64 = 10;
+
+/// Puts back jobs that sit in this worker's in-flight list although the worker never
+/// received them: a fetch carried out by Redis whose reply was lost (the connection broke,
+/// Redis crashed after writing it to its log, a failover). Nothing would run them while
+/// this worker lives. Runs for a few heartbeats after a failed fetch, and every
+/// [`ORPHAN_SCAN_EVERY`] heartbeats.
+///
+/// A job seen in the list but not held by the worker at two checks in a row (a heartbeat
+/// interval apart) is such an orphan: a delivery under way is held by then, and a finished
+/// job's acknowledgement was queued before the second look, so it is applied before the
+/// requeue, which then finds nothing to move.
+async fn reclaim_orphans(shared: &Shared, config: &WorkerConfig, suspects: &mut HashSet<String>) {
+    let listed = match shared.broker.backend().in_flight(&shared.worker_id).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            debug!(error = %e, "listing this worker's jobs in flight failed");
+            return;
+        }
+    };
+    let held: HashSet<String> = shared
+        .outstanding
+        .lock()
+        .values()
+        .map(|held| held.tag.as_stored().to_owned())
+        .collect();
+    let unheld: HashSet<String> = listed.into_iter().filter(|p| !held.contains(p)).collect();
+    let fallback_queue = config.queues.first().cloned().unwrap_or_default();
+    let orphans: Vec<Ack> = unheld
+        .intersection(suspects)
+        .map(|stored| {
+            Ack::new(
+                DeliveryTag::from_stored(stored.clone()),
+                Outcome::Requeue {
+                    queue: fallback_queue.clone(),
+                },
+            )
+        })
+        .collect();
+    if !orphans.is_empty() {
+        warn!(
+            count = orphans.len(),
+            "found jobs in flight that this worker never received (a lost fetch reply); putting them back"
+        );
+        let _ = shared.acks.send(AckMessage::Reclaim(orphans));
+    }
+    let confirm = !unheld.is_empty();
+    *suspects = unheld;
+    let _ = shared
+        .orphan_checks
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    if confirm {
+        // The next heartbeat looks again, to tell orphans from deliveries under way.
+        let _ = shared.orphan_checks.fetch_max(1, Ordering::Relaxed);
     }
 }
 
@@ -618,6 +691,7 @@ async fn fetch_loop(
             }
             Err(e) => {
                 shared.fetched.add_permits(capacity);
+                shared.orphan_checks.store(ORPHAN_CHECKS, Ordering::Relaxed);
                 failures += 1;
                 warn!(queue = %queue, error = %e, "fetching jobs failed; retrying");
                 if !sleep_or_cancel(backoff(failures), &stop).await {
