@@ -217,41 +217,64 @@ fn measure_throughput(
         ))
         .context("progress template")?,
     );
-    let started = Instant::now();
-    let elapsed = run_as_task(runtime, {
-        let (client, progress) = (client.clone(), progress.clone());
-        async move {
-            let mut sent = 0;
-            while sent < jobs {
-                let count = batch.min(jobs - sent);
-                let handles = client
-                    .delay_many::<(), [(); 0]>(NOOP, std::iter::repeat_n([], count))
-                    .await
-                    .context("enqueueing")?;
-                ensure!(
-                    handles.len() == count,
-                    "only {} of {count} jobs were enqueued",
-                    handles.len()
-                );
-                sent += count;
-            }
-            // Completion is read from the processed counter; the sampling interval adds at most
-            // 2 ms to a measurement of several seconds.
-            loop {
-                let processed = client.stats().await.context("reading stats")?.processed;
-                progress.set_position(processed);
-                if processed >= jobs as u64 {
-                    return Ok::<_, anyhow::Error>(started.elapsed());
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-    })?;
+    let elapsed = send_and_drain(
+        runtime,
+        std::slice::from_ref(&client),
+        jobs,
+        batch,
+        &progress,
+    )?;
     progress.finish_and_clear();
     let failed = runtime.block_on(client.stats())?.failed;
     worker.stop()?;
     ensure!(failed == 0, "{failed} no-op jobs failed");
     Ok(jobs as f64 / elapsed.as_secs_f64())
+}
+
+/// Sends `jobs` no-op jobs in batches of `batch` to `clients` in turn and waits until their
+/// namespaces have processed them all; returns how long that took from the first send.
+pub(super) fn send_and_drain(
+    runtime: &Runtime,
+    clients: &[Client],
+    jobs: usize,
+    batch: usize,
+    progress: &ProgressBar,
+) -> anyhow::Result<Duration> {
+    let clients = clients.to_vec();
+    let progress = progress.clone();
+    run_as_task(runtime, async move {
+        let started = Instant::now();
+        let mut sent = 0;
+        for client in clients.iter().cycle() {
+            if sent >= jobs {
+                break;
+            }
+            let count = batch.min(jobs - sent);
+            let handles = client
+                .delay_many::<(), [(); 0]>(NOOP, std::iter::repeat_n([], count))
+                .await
+                .context("enqueueing")?;
+            ensure!(
+                handles.len() == count,
+                "only {} of {count} jobs were enqueued",
+                handles.len()
+            );
+            sent += count;
+        }
+        // Completion is read from the processed counters; the sampling interval adds at
+        // most 2 ms to a measurement of several seconds.
+        loop {
+            let mut processed = 0;
+            for client in &clients {
+                processed += client.stats().await.context("reading stats")?.processed;
+            }
+            progress.set_position(processed);
+            if processed >= jobs as u64 {
+                return Ok::<_, anyhow::Error>(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
 }
 
 /// Round-trip times of `count` sequential `delay` + `get`, sorted.

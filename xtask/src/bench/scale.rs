@@ -15,7 +15,7 @@
 //! one jobq worker per namespace at default settings, until its stdin closes.
 
 use super::Spread;
-use super::queue::{percentile, run_as_task};
+use super::queue::{percentile, run_as_task, send_and_drain};
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
@@ -313,41 +313,7 @@ fn measure_throughput(
         ProgressStyle::with_template("  throughput {bar:30} {pos:>7}/{len} {per_sec}")
             .context("progress template")?,
     );
-    let clients = clients.to_vec();
-    let elapsed = run_as_task(runtime, {
-        let progress = progress.clone();
-        async move {
-            let started = Instant::now();
-            let mut sent = 0;
-            for client in clients.iter().cycle() {
-                if sent >= jobs {
-                    break;
-                }
-                let count = batch.min(jobs - sent);
-                let handles = client
-                    .delay_many::<(), [(); 0]>(NOOP, std::iter::repeat_n([], count))
-                    .await
-                    .context("enqueueing")?;
-                ensure!(
-                    handles.len() == count,
-                    "only {} of {count} jobs were enqueued",
-                    handles.len()
-                );
-                sent += count;
-            }
-            loop {
-                let mut processed = 0;
-                for client in &clients {
-                    processed += client.stats().await.context("reading stats")?.processed;
-                }
-                progress.set_position(processed);
-                if processed >= jobs as u64 {
-                    return Ok::<_, anyhow::Error>(started.elapsed());
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }
-    })?;
+    let elapsed = send_and_drain(runtime, clients, jobs, batch, &progress)?;
     progress.finish_and_clear();
     Ok(jobs as f64 / elapsed.as_secs_f64())
 }
