@@ -60,7 +60,11 @@
 //! # Key layout
 //!
 //! Every key of a namespace `ns` carries the hash tag `{ns}`, so a namespace lives in one
-//! Redis Cluster slot and the Lua scripts may touch all of its keys.
+//! Redis Cluster slot and the Lua scripts may touch all of its keys. The same layout serves
+//! one server (`redis://`), a Cluster (`redis+cluster://host:port,...`) and a
+//! Sentinel-watched master (`redis+sentinel://host:port,.../<master>/<db>`); see
+//! [`RedisBroker`] for the URLs and for the replica wait that keeps a failover from losing
+//! accepted jobs.
 //!
 //! | key | type | contents |
 //! |---|---|---|
