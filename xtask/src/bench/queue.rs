@@ -295,17 +295,40 @@ fn measure_latency(
         ProgressStyle::with_template(&format!("  {label} {{bar:30}} {{pos:>7}}/{{len}}"))
             .context("progress template")?,
     );
+    let samples = time_round_trips(
+        runtime,
+        std::slice::from_ref(&client),
+        count,
+        idle_before,
+        &progress,
+    );
+    worker.stop()?;
+    samples
+}
+
+/// Times `count` sequential `delay` + `get` round trips of a no-op job, sent to `clients`
+/// in turn (after one warm-up), each after `idle_before` when given; sorted.
+pub(super) fn time_round_trips(
+    runtime: &Runtime,
+    clients: &[Client],
+    count: usize,
+    idle_before: Option<Duration>,
+    progress: &ProgressBar,
+) -> anyhow::Result<Vec<Duration>> {
+    let clients = clients.to_vec();
     let samples = run_as_task(runtime, {
-        let (client, progress) = (client.clone(), progress.clone());
+        let progress = progress.clone();
         async move {
             // Warm the pool and the worker's fetch loop before measuring.
-            client
-                .delay::<()>(NOOP, [(); 0])
-                .await?
-                .get(RESULT_WAIT)
-                .await?;
+            if let Some(client) = clients.first() {
+                client
+                    .delay::<()>(NOOP, [(); 0])
+                    .await?
+                    .get(RESULT_WAIT)
+                    .await?;
+            }
             let mut samples = Vec::with_capacity(count);
-            for _ in 0..count {
+            for client in clients.iter().cycle().take(count) {
                 if let Some(idle) = idle_before {
                     tokio::time::sleep(idle).await;
                 }
@@ -322,7 +345,6 @@ fn measure_latency(
         }
     });
     progress.finish_and_clear();
-    worker.stop()?;
     let mut samples = samples.context("a round trip failed")?;
     samples.sort();
     Ok(samples)

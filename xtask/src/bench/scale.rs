@@ -15,7 +15,7 @@
 //! one jobq worker per namespace at default settings, until its stdin closes.
 
 use super::Spread;
-use super::queue::{percentile, run_as_task, send_and_drain};
+use super::queue::{percentile, send_and_drain, time_round_trips};
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
@@ -58,7 +58,6 @@ pub(super) struct Args {
 }
 
 const NOOP: &str = "noop";
-const RESULT_WAIT: Duration = Duration::from_secs(10);
 /// Heartbeats are renewed every 2 s by default; give the last one several intervals.
 const HEARTBEAT_WAIT: Duration = Duration::from_secs(10);
 const STARTUP_WAIT: Duration = Duration::from_secs(15);
@@ -328,33 +327,7 @@ fn measure_latency(
         ProgressStyle::with_template("  latency    {bar:30} {pos:>7}/{len}")
             .context("progress template")?,
     );
-    let clients = clients.to_vec();
-    let samples = run_as_task(runtime, {
-        let progress = progress.clone();
-        async move {
-            clients[0]
-                .delay::<()>(NOOP, [(); 0])
-                .await?
-                .get(RESULT_WAIT)
-                .await?;
-            let mut samples = Vec::with_capacity(count);
-            for client in clients.iter().cycle().take(count) {
-                let started = Instant::now();
-                client
-                    .delay::<()>(NOOP, [(); 0])
-                    .await?
-                    .get(RESULT_WAIT)
-                    .await?;
-                samples.push(started.elapsed());
-                progress.inc(1);
-            }
-            Ok::<_, anyhow::Error>(samples)
-        }
-    });
-    progress.finish_and_clear();
-    let mut samples = samples.context("a round trip failed")?;
-    samples.sort();
-    Ok(samples)
+    time_round_trips(runtime, clients, count, None, &progress)
 }
 
 /// Jobs processed per worker process (by pid, over all namespaces), from the heartbeats,
